@@ -1,0 +1,6 @@
+"""``python -m convcli``."""
+
+from convcli.cli import main
+
+if __name__ == "__main__":
+    main(prog_name="convcli")

@@ -1,0 +1,223 @@
+"""The convolution engine: arrays in, arrays out.
+
+Everything here is pure NumPy: no printing, no files, no command line.
+
+Conventions
+-----------
+* ``correlate`` computes the cross-correlation that deep-learning libraries
+  call convolution: ``out[u, v] = sum_ij k[i, j] * x[u*s + i*d - top, v*s + j*d - left]``,
+  with ``x`` extended past its edges by the border mode.
+* ``convolve`` is the true convolution: the same with the kernel rotated by
+  180 degrees (``k[::-1, ::-1]``), under the same padding.
+* Images are ``(H, W)`` or ``(H, W, C)``; each channel is filtered alone.
+* Float32, float16 and integer types up to 16 bits are computed in float32;
+  everything else in float64. The result is always a new float array.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+
+from ..errors import KernelError, ParameterError
+from ..geometry import (
+    ConvLayer,
+    LayerGeometry,
+    PaddingLike,
+    PaddingSpec,
+    PairLike,
+    layer_geometry,
+    parse_pair,
+)
+from ._border import BORDER_ALIASES, BORDER_MODES, Border, pad
+from ._direct import correlate_padded
+
+__all__ = [
+    "BORDER_MODES",
+    "BORDER_ALIASES",
+    "Border",
+    "correlate",
+    "convolve",
+    "correlate1d",
+    "convolve1d",
+    "float_dtype",
+    "check_kernel",
+    "plan_geometry",
+]
+
+BorderLike = Union[str, Border]
+
+
+def float_dtype(dtype: np.dtype | type) -> np.dtype:
+    """The float type the engine computes in for input of ``dtype``.
+
+    >>> float_dtype(np.uint8), float_dtype(np.uint16), float_dtype(np.float64)
+    (dtype('float32'), dtype('float32'), dtype('float64'))
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.float32 or dtype == np.float16 or dtype == np.bool_:
+        return np.dtype(np.float32)
+    if dtype.kind in "ui" and dtype.itemsize <= 2:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def check_kernel(kernel: np.ndarray | list) -> np.ndarray:
+    """Return ``kernel`` as a 2-D float64 array, or raise KernelError naming the problem."""
+    try:
+        k = np.asarray(kernel, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise KernelError(f"kernel is not a numeric matrix ({exc})") from None
+    if k.ndim == 1:
+        k = k[np.newaxis, :]
+    if k.ndim != 2:
+        raise KernelError(f"kernel must be 2-D, got {k.ndim} dimensions with shape {k.shape}")
+    if k.size == 0:
+        raise KernelError("kernel is empty")
+    if not np.all(np.isfinite(k)):
+        raise KernelError("kernel contains NaN or infinite entries")
+    return k
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    x = np.asarray(image)
+    if x.ndim not in (2, 3):
+        raise ParameterError(
+            f"image must be 2-D (H, W) or 3-D (H, W, C), got shape {x.shape}"
+        )
+    if x.size == 0:
+        raise ParameterError(f"image is empty (shape {x.shape})")
+    if x.dtype.kind not in "biuf":
+        raise ParameterError(f"image must hold numbers, not {x.dtype}")
+    return x
+
+
+def plan_geometry(
+    image_shape: tuple[int, ...],
+    kernel_shape: tuple[int, int],
+    *,
+    stride: PairLike = 1,
+    padding: PaddingLike = "same",
+    dilation: PairLike = 1,
+) -> LayerGeometry:
+    """The geometry ``correlate`` will use for these shapes (per-channel filtering)."""
+    layer = ConvLayer(
+        kernel=(int(kernel_shape[0]), int(kernel_shape[1])),
+        stride=parse_pair("stride", stride),
+        dilation=parse_pair("dilation", dilation),
+        padding=PaddingSpec.parse(padding),
+        groups=image_shape[2] if len(image_shape) == 3 else 1,
+        bias=False,
+    )
+    channels = image_shape[2] if len(image_shape) == 3 else 1
+    return layer_geometry(layer, (int(image_shape[0]), int(image_shape[1])), channels_in=channels)
+
+
+def correlate(
+    image: np.ndarray,
+    kernel: np.ndarray,
+    *,
+    stride: PairLike = 1,
+    padding: PaddingLike = "same",
+    dilation: PairLike = 1,
+    border: BorderLike = "reflect",
+    convolve: bool = False,
+) -> np.ndarray:
+    """Cross-correlate each channel of ``image`` with a 2-D ``kernel``.
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, C) array
+        Any real dtype; values are used as they are (0-255 stays 0-255).
+    kernel : (kh, kw) array
+        Any size, odd or even; a 1-D kernel is taken as one row.
+    stride, dilation : int or (rows, cols) or "RxC"
+    padding : "same", "valid", "full", int, "HxW", "B,A" or "T,B,L,R"
+        ``same`` keeps ``ceil(n / stride)`` samples, the odd pixel of padding
+        after (TensorFlow's SAME). See :mod:`convcli.geometry`.
+    border : str
+        How pixels outside the image are made up: ``zero``, ``constant=V``,
+        ``replicate``, ``reflect`` (default), ``reflect101``, ``wrap``, or an
+        alias (``edge``, ``nearest``, ``symmetric``, ``tile``...).
+    convolve : bool
+        Rotate the kernel by 180 degrees first (true convolution).
+
+    Returns
+    -------
+    out : (H', W'[, C]) float array
+        ``H' = floor((H + top + bottom - k_eff) / stride) + 1`` (likewise W').
+
+    Examples
+    --------
+    >>> ramp = np.arange(10, 260, 10).reshape(5, 5)
+    >>> k = [[1, 0, -1], [1, 0, -1], [1, 0, -1]]
+    >>> correlate(ramp, k, padding="valid")
+    array([[-60., -60., -60.],
+           [-60., -60., -60.],
+           [-60., -60., -60.]], dtype=float32)
+    """
+    x = _check_image(image)
+    k = check_kernel(kernel)
+    if convolve:
+        k = k[::-1, ::-1]
+    geometry = plan_geometry(x.shape, k.shape, stride=stride, padding=padding, dilation=dilation)
+    border = Border.parse(border)
+    dtype = float_dtype(x.dtype)
+    xf = x.astype(dtype, copy=False)
+    padded = pad(xf, geometry.padding, border)
+    return correlate_padded(
+        padded, k.astype(dtype), geometry.output, geometry.layer.stride, geometry.layer.dilation
+    )
+
+
+def convolve(image: np.ndarray, kernel: np.ndarray, **options) -> np.ndarray:
+    """True convolution: :func:`correlate` with the kernel rotated by 180 degrees."""
+    return correlate(image, kernel, convolve=True, **options)
+
+
+def _pads_1d(padding: PaddingLike) -> PaddingSpec:
+    spec = PaddingSpec.parse(padding)
+    if spec.explicit is not None:
+        return PaddingSpec(explicit=((0, 0), spec.explicit[1]))
+    return spec
+
+
+def correlate1d(
+    signal: np.ndarray,
+    kernel: np.ndarray,
+    *,
+    stride: int = 1,
+    padding: PaddingLike = "same",
+    dilation: int = 1,
+    border: BorderLike = "reflect",
+    convolve: bool = False,
+) -> np.ndarray:
+    """Cross-correlate a 1-D signal with a 1-D kernel: ``y[n] = sum_i w[i] x[n*s + i*d - before]``.
+
+    ``padding`` as an int or ``"B,A"`` pads only the ends of the signal.
+
+    >>> correlate1d([1, 2, 0, -1, 3, 1], [2, -1, 1], padding="valid")
+    array([ 0.,  3.,  4., -4.], dtype=float32)
+    """
+    x = np.asarray(signal)
+    w = np.asarray(kernel)
+    if x.ndim != 1 or w.ndim != 1:
+        raise ParameterError(
+            f"correlate1d takes 1-D signal and kernel, got shapes {x.shape} and {w.shape}"
+        )
+    out = correlate(
+        x[np.newaxis, :],
+        w[np.newaxis, :],
+        stride=(1, stride),
+        dilation=(1, dilation),
+        padding=_pads_1d(padding),
+        border=border,
+        convolve=convolve,
+    )
+    return out[0]
+
+
+def convolve1d(signal: np.ndarray, kernel: np.ndarray, **options) -> np.ndarray:
+    """True 1-D convolution: :func:`correlate1d` with the kernel reversed."""
+    return correlate1d(signal, kernel, convolve=True, **options)

@@ -1,0 +1,117 @@
+"""Border modes: canonical names, the other tools' names, and padding an array."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ParameterError
+
+#: canonical name -> (pattern shown to users, numpy.pad mode)
+BORDER_MODES: dict[str, tuple[str, str]] = {
+    "zero": ("000|abcd|000", "constant"),
+    "constant": ("vvv|abcd|vvv", "constant"),
+    "replicate": ("aaa|abcd|ddd", "edge"),
+    "reflect": ("cba|abcd|dcb", "symmetric"),
+    "reflect101": ("dcb|abcd|cba", "reflect"),
+    "wrap": ("bcd|abcd|abc", "wrap"),
+}
+
+#: Other tools' names for the same modes. "mirror" is deliberately absent: it
+#: means `reflect` in ImageMagick and `reflect101` in SciPy.
+BORDER_ALIASES: dict[str, str] = {
+    "zeros": "zero",
+    "black": "zero",
+    "dirichlet": "zero",
+    "edge": "replicate",
+    "nearest": "replicate",
+    "clamp": "replicate",
+    "neumann": "replicate",
+    "extend": "replicate",
+    "border_replicate": "replicate",
+    "symmetric": "reflect",
+    "grid-mirror": "reflect",
+    "half-sample": "reflect",
+    "border_reflect": "reflect",
+    "reflect-101": "reflect101",
+    "reflect_101": "reflect101",
+    "border_reflect_101": "reflect101",
+    "border_default": "reflect101",
+    "whole-sample": "reflect101",
+    "tile": "wrap",
+    "periodic": "wrap",
+    "loop": "wrap",
+    "circular": "wrap",
+    "grid-wrap": "wrap",
+    "border_wrap": "wrap",
+}
+
+_AMBIGUOUS = {
+    "mirror": "'mirror' means different things: ImageMagick's Mirror is 'reflect' (cba|abcd|dcb), "
+    "SciPy's mirror is 'reflect101' (dcb|abcd|cba); say which",
+}
+
+
+@dataclass(frozen=True)
+class Border:
+    """A border mode with its fill value (used by ``constant`` only)."""
+
+    mode: str = "reflect"
+    cval: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str | Border) -> Border:
+        """Parse ``reflect``, ``edge``, ``constant=128``, ``zero``, ...
+
+        >>> Border.parse("nearest")
+        Border(mode='replicate', cval=0.0)
+        >>> Border.parse("constant=128")
+        Border(mode='constant', cval=128.0)
+        """
+        if isinstance(text, Border):
+            return text
+        raw = text.strip()
+        name, sep, value = raw.partition("=")
+        name = name.strip().lower().replace(" ", "")
+        if name in _AMBIGUOUS:
+            raise ParameterError(f"border: {_AMBIGUOUS[name]}")
+        name = BORDER_ALIASES.get(name, name)
+        if name not in BORDER_MODES:
+            import difflib
+
+            known = sorted([*BORDER_MODES, *BORDER_ALIASES])
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ParameterError(
+                f"border: unknown mode {raw!r}{hint}; use one of {', '.join(BORDER_MODES)}"
+            )
+        if sep:
+            if name != "constant":
+                raise ParameterError(f"border: only 'constant' takes a value (constant=V), not {raw!r}")
+            try:
+                cval = float(value)
+            except ValueError:
+                raise ParameterError(f"border: constant value {value!r} is not a number") from None
+            if not np.isfinite(cval):
+                raise ParameterError(f"border: constant value must be finite, got {value!r}")
+            return cls("constant", cval)
+        if name == "zero":
+            return cls("constant", 0.0)
+        return cls(name, 0.0)
+
+    def __str__(self) -> str:
+        if self.mode == "constant":
+            return "zero" if self.cval == 0 else f"constant={self.cval:g}"
+        return self.mode
+
+
+def pad(array: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], border: Border) -> np.ndarray:
+    """Pad the first two axes of ``array`` by ``((top, bottom), (left, right))``."""
+    if not any((*pads[0], *pads[1])):
+        return array
+    width = [tuple(pads[0]), tuple(pads[1])] + [(0, 0)] * (array.ndim - 2)
+    np_mode = BORDER_MODES[border.mode][1]
+    if np_mode == "constant":
+        return np.pad(array, width, mode="constant", constant_values=border.cval)
+    return np.pad(array, width, mode=np_mode)

@@ -1,0 +1,261 @@
+"""Read, filter, map, write: the work behind ``convcli apply``, without any terminal I/O.
+
+Output naming (decided before any file is read, so that mistakes cost nothing):
+
+* no output given: ``{stem}.{kernel}{ext}`` beside each input;
+* an existing folder, a path ending in ``/``, or a path without a suffix:
+  ``{folder}/{stem}.{kernel}{ext}`` (the folder is created if needed);
+* a file path (``out.png``, ``edges.npy``): exactly that file, which needs
+  exactly one input and one kernel.
+
+``ext`` is ``.png`` for image inputs and ``.npy`` for array inputs. An existing
+output is replaced (atomically); an input is never written to.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .engine import Border, correlate, plan_geometry
+from .errors import ConvcliError, ParameterError
+from .files import atomic_write, same_file
+from .geometry import Pair, PaddingSpec
+from .images import ARRAY_SUFFIXES, IMAGE_FORMATS, LoadedImage, format_for, read_input, write_image, write_npy
+from .kernels import Kernel
+from .output import MAP_NAMES, auto_map, map_values
+from .report import FileResult, KernelRun
+
+__all__ = ["FilterSpec", "OutputPlan", "plan_outputs", "process_file", "run"]
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """How to filter: the kernels and the geometry, shared by every input."""
+
+    kernels: tuple[Kernel, ...]
+    stride: Pair = (1, 1)
+    padding: PaddingSpec = field(default_factory=lambda: PaddingSpec(rule="same"))
+    dilation: Pair = (1, 1)
+    border: Border = field(default_factory=Border)
+    convolve: bool = False
+    #: "auto" or one of output.MAP_NAMES
+    map: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.map != "auto" and self.map not in MAP_NAMES:
+            raise ParameterError(f"map: unknown map {self.map!r}; use auto or one of {', '.join(MAP_NAMES)}")
+        if not self.kernels:
+            raise ParameterError("give at least one kernel")
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where each input's results go: one path per kernel, in kernel order."""
+
+    input: Path
+    outputs: tuple[Path, ...]
+
+
+def _default_suffix(path: Path) -> str:
+    return ".npy" if path.suffix.lower() in ARRAY_SUFFIXES else ".png"
+
+
+def plan_outputs(inputs: Iterable[Path], kernels: tuple[Kernel, ...], output: str | None) -> list[OutputPlan]:
+    """Decide every output path, refusing collisions and overwriting inputs (ParameterError)."""
+    inputs = [Path(p) for p in inputs]
+    names = [k.name for k in kernels]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ParameterError(f"kernel {dup!r} is given twice; each kernel's output is named after it")
+    folder: Path | None = None
+    single: Path | None = None
+    if output is not None:
+        out = Path(output)
+        if output.endswith(("/", os.sep)) or out.is_dir() or not out.suffix:
+            folder = out
+        else:
+            format_for(out)  # unknown suffix -> OutputError, raised as usage below
+            if len(inputs) * len(kernels) != 1:
+                raise ParameterError(
+                    f"-o {output!r} names one file, but this run writes {len(inputs) * len(kernels)} "
+                    f"outputs ({len(inputs)} input(s) x {len(kernels)} kernel(s)); give a folder "
+                    "instead, such as -o out/"
+                )
+            single = out
+    plans: list[OutputPlan] = []
+    for path in inputs:
+        if single is not None:
+            outs: tuple[Path, ...] = (single,)
+        else:
+            base = folder if folder is not None else path.parent
+            suffix = _default_suffix(path)
+            outs = tuple(base / f"{path.stem}.{name}{suffix}" for name in names)
+        plans.append(OutputPlan(path, outs))
+    seen: dict[str, Path] = {}
+    for plan in plans:
+        for out in plan.outputs:
+            key = os.path.normcase(os.path.abspath(out))
+            if key in seen:
+                raise ParameterError(
+                    f"{str(plan.input)!r} and {str(seen[key])!r} would both write {str(out)!r}; "
+                    "send them to different folders"
+                )
+            seen[key] = plan.input
+            for other in inputs:
+                if same_file(out, other):
+                    raise ParameterError(
+                        f"output {str(out)!r} is an input file; convcli never overwrites its inputs"
+                    )
+    return plans
+
+
+def _output_bits(image: LoadedImage, fmt: str) -> int:
+    holds_16 = next((v[1] for v in IMAGE_FORMATS.values() if v[0] == fmt), False)
+    if image.bits == 16 and holds_16 and image.channels == 1:
+        return 16
+    return 8
+
+
+def _sample_alpha(alpha: np.ndarray, kernel_shape: tuple[int, int], spec: FilterSpec) -> np.ndarray:
+    """Alpha at the output geometry: the alpha under each placement's anchor tap."""
+    impulse = np.zeros(kernel_shape)
+    impulse[(kernel_shape[0] - 1) // 2, (kernel_shape[1] - 1) // 2] = 1.0
+    sampled = correlate(
+        alpha,
+        impulse,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        border="replicate",
+    )
+    return sampled.astype(alpha.dtype)
+
+
+def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: Path) -> KernelRun:
+    """Filter ``image`` with ``kernel`` and write the result to ``output``."""
+    fmt = format_for(output)
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    values = correlate(
+        image.data,
+        kernel.weights,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        border=spec.border,
+        convolve=spec.convolve,
+    )
+    if kernel.offset:
+        values += values.dtype.type(kernel.offset)
+    geometry = plan_geometry(
+        image.data.shape, kernel.shape, stride=spec.stride, padding=spec.padding, dilation=spec.dilation
+    )
+    t1 = time.perf_counter()
+    stats = (float(values.min()), float(values.max()), float(values.mean()))
+    if fmt == "NPY":
+        if spec.map not in ("auto", "raw"):
+            notes.append(f"--map {spec.map} ignored: .npy output holds the raw float32 values")
+        if image.alpha is not None:
+            notes.append("alpha not written: .npy output holds the filtered channels only")
+        how, clipped, bits = "raw", 0, None
+        out_shape = values.shape
+
+        def write(fh):  # noqa: ANN001, ANN202
+            write_npy(fh, values)
+
+    else:
+        how = spec.map if spec.map != "auto" else auto_map(kernel.weights, kernel.map)
+        if how == "raw":
+            raise ParameterError(f"--map raw keeps float values, which {fmt} cannot hold; write .npy")
+        bits = _output_bits(image, fmt)
+        if image.bits == 16 and bits == 8:
+            notes.append(f"16-bit input written as 8-bit: {fmt} output here holds 8 bits per channel")
+        if image.bits == 16 and bits == 8 and how != "rescale":
+            values = values / np.float32(257.0)
+        mapped = map_values(values, how, np.uint16 if bits == 16 else np.uint8)
+        clipped = mapped.clipped
+        if clipped > 0.01 * values.size:
+            notes.append(
+                f"{100 * clipped / values.size:.1f}% of values fell outside 0..{2**bits - 1} "
+                "and were clipped; --map rescale keeps them all, .npy output keeps the raw floats"
+            )
+        alpha = None
+        if image.alpha is not None:
+            if IMAGE_FORMATS[output.suffix.lower()][2] and image.bits != 16:
+                alpha = _sample_alpha(image.alpha, kernel.shape, spec)
+            else:
+                notes.append(f"alpha dropped: {fmt} output cannot hold it here")
+        out_shape = mapped.data.shape if alpha is None else (*mapped.data.shape[:2], image.channels + 1)
+
+        def write(fh):  # noqa: ANN001, ANN202
+            write_image(fh, mapped.data, alpha, fmt)
+
+    atomic_write(output, write)
+    t2 = time.perf_counter()
+    return KernelRun(
+        input=image.path,
+        input_mode=image.mode,
+        input_shape=image.shape,
+        input_bits=image.bits,
+        kernel=kernel.name,
+        kernel_shape=kernel.shape,
+        kernel_scale=kernel.scale_text,
+        kernel_offset=kernel.offset,
+        border=str(spec.border),
+        convolve=spec.convolve,
+        geometry=geometry,
+        output=str(output),
+        output_shape=tuple(out_shape),
+        output_bits=bits,
+        map=how,
+        clipped=clipped,
+        values=int(values.size),
+        minimum=stats[0],
+        maximum=stats[1],
+        mean=stats[2],
+        notes=tuple(notes),
+        seconds={"filter": t1 - t0, "write": t2 - t1},
+    )
+
+
+def process_file(plan: OutputPlan, spec: FilterSpec) -> FileResult:
+    """Read one input and apply every kernel; a failure is returned, not raised."""
+    runs: list[KernelRun] = []
+    try:
+        t0 = time.perf_counter()
+        image = read_input(plan.input)
+        read_s = time.perf_counter() - t0
+        for kernel, out in zip(spec.kernels, plan.outputs):
+            run_ = apply_kernel(image, kernel, spec, out)
+            run_.seconds["read"] = read_s
+            runs.append(run_)
+    except ConvcliError as exc:
+        message = str(exc)
+        if str(plan.input) not in message:
+            message = f"{plan.input}: {message}"
+        return FileResult(str(plan.input), tuple(runs), error=message)
+    except MemoryError:
+        return FileResult(str(plan.input), tuple(runs), error="out of memory while filtering")
+    return FileResult(str(plan.input), tuple(runs))
+
+
+def run(
+    plans: list[OutputPlan],
+    spec: FilterSpec,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> list[FileResult]:
+    """Process every input in order; ``on_result`` is called as each one finishes."""
+    results = []
+    for plan in plans:
+        result = process_file(plan, spec)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
