@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+PHOTOS = ["astronaut.png", "coffee.jpg", "chelsea.jpg", "camera.png", "camera16.png"]
+
+#: our canonical border mode -> (scipy.ndimage mode, cval)
+SCIPY_MODES = {
+    "zero": ("constant", 0.0),
+    "constant=7.5": ("constant", 7.5),
+    "replicate": ("nearest", 0.0),
+    "reflect": ("reflect", 0.0),
+    "reflect101": ("mirror", 0.0),
+    "wrap": ("grid-wrap", 0.0),
+}
+
+
+def load_photo(name: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(SAMPLES / name) as img:
+        return np.asarray(img)
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    return {name: load_photo(name) for name in PHOTOS}
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261122)
+
+
+def ndi_correlate_same(image: np.ndarray, kernel: np.ndarray, border: str) -> np.ndarray:
+    """Independent oracle: scipy.ndimage.correlate, same-size output, per channel.
+
+    For an even kernel side, ndimage centres the kernel at k//2 while convcli's
+    'same' puts the odd padding pixel after (anchor (k-1)//2): origin -1 moves it.
+    """
+    import scipy.ndimage as ndi
+
+    mode, cval = SCIPY_MODES[border]
+    origin = [-1 if n % 2 == 0 else 0 for n in kernel.shape]
+    x = image.astype(np.float64)
+    if x.ndim == 2:
+        return ndi.correlate(x, kernel, mode=mode, cval=cval, origin=origin)
+    return np.stack(
+        [ndi.correlate(x[..., c], kernel, mode=mode, cval=cval, origin=origin) for c in range(x.shape[2])],
+        axis=2,
+    )
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, rel: float = 1e-5) -> None:
+    """Equal to ``rel`` of the expected output's range (float32 rounding)."""
+    assert actual.shape == expected.shape
+    span = float(np.max(np.abs(expected))) or 1.0
+    err = float(np.max(np.abs(actual.astype(np.float64) - expected)))
+    assert err <= rel * span, f"max error {err} > {rel} * {span}"

@@ -1,0 +1,290 @@
+"""The engine against independent oracles: scipy.ndimage, scipy.signal and worked examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import scipy.signal as ssig
+
+from convcli.engine import BORDER_ALIASES, BORDER_MODES, Border, convolve, correlate, correlate1d, float_dtype
+from convcli.errors import KernelError, ParameterError, ShapeError
+from convcli.kernels import builtin_registry
+
+from .conftest import SCIPY_MODES, assert_close, ndi_correlate_same
+
+BORDERS = list(SCIPY_MODES)
+KERNEL_SHAPES = [(3, 3), (5, 5), (1, 5), (7, 1), (2, 2), (4, 3), (6, 6), (3, 2)]
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("kshape", KERNEL_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("channels", [None, 3])
+def test_same_size_matches_ndimage_on_random_arrays(rng, border, kshape, channels):
+    shape = (23, 17) if channels is None else (23, 17, channels)
+    image = (rng.random(shape) * 255).astype(np.float32)
+    kernel = rng.standard_normal(kshape)
+    ours = correlate(image, kernel, border=border)
+    assert ours.dtype == np.float32
+    assert_close(ours, ndi_correlate_same(image, kernel, border))
+
+
+@pytest.mark.parametrize("name", ["astronaut.png", "coffee.jpg", "chelsea.jpg", "camera.png", "camera16.png"])
+@pytest.mark.parametrize("kernel_name", ["sobel-x", "sobel-y", "gaussian-blur-5", "laplacian", "roberts-x", "emboss"])
+def test_matches_ndimage_on_real_photos(photos, name, kernel_name):
+    image = photos[name]
+    kernel = builtin_registry().get(kernel_name).weights
+    for border in ("reflect", "replicate", "reflect101"):
+        assert_close(correlate(image, kernel, border=border), ndi_correlate_same(image, kernel, border))
+
+
+@pytest.mark.parametrize("border", BORDERS)
+def test_kernel_larger_than_image_reflects_repeatedly_like_ndimage(rng, border):
+    image = rng.random((3, 4)).astype(np.float64)
+    kernel = rng.standard_normal((9, 11))
+    assert_close(correlate(image, kernel, border=border), ndi_correlate_same(image, kernel, border))
+
+
+def test_single_row_and_column_images(rng):
+    for shape in [(1, 9), (9, 1), (1, 1)]:
+        image = rng.random(shape)
+        for border in BORDERS:
+            kernel = rng.standard_normal((3, 3))
+            assert_close(correlate(image, kernel, border=border), ndi_correlate_same(image, kernel, border))
+
+
+@pytest.mark.parametrize("kshape", [(3, 3), (5, 3), (1, 7)])
+@pytest.mark.parametrize("border", BORDERS)
+def test_convolve_odd_kernels_matches_ndimage_convolve(rng, kshape, border):
+    image = rng.random((19, 21)) * 100
+    kernel = rng.standard_normal(kshape)
+    mode, cval = SCIPY_MODES[border]
+    assert_close(convolve(image, kernel, border=border), ndi.convolve(image, kernel, mode=mode, cval=cval))
+
+
+@pytest.mark.parametrize("kshape", [(2, 2), (4, 3), (3, 3), (6, 1)])
+def test_convolve_full_and_valid_match_scipy_signal(rng, kshape):
+    image = rng.random((12, 15))
+    kernel = rng.standard_normal(kshape)
+    full = convolve(image, kernel, padding="full", border="zero")
+    assert_close(full, ssig.convolve2d(image, kernel, mode="full"))
+    valid = convolve(image, kernel, padding="valid")
+    assert_close(valid, ssig.convolve2d(image, kernel, mode="valid"))
+    assert_close(correlate(image, kernel, padding="valid"), ssig.correlate2d(image, kernel, mode="valid"))
+
+
+def test_convolve_is_correlate_with_rotated_kernel(rng):
+    image = rng.random((10, 12, 3)).astype(np.float32)
+    kernel = rng.standard_normal((4, 3))
+    opts = dict(stride=(2, 1), padding="same", dilation=(1, 2), border="wrap")
+    np.testing.assert_array_equal(convolve(image, kernel, **opts), correlate(image, kernel[::-1, ::-1], **opts))
+
+
+# --- stride, dilation and padding against an independent pad-then-slice reference ---------------
+
+
+def _extend_index(i: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Where padded index ``i`` (may be negative or >= n) reads from, by border mode."""
+    if mode == "replicate":
+        return np.clip(i, 0, n - 1)
+    if mode == "wrap":
+        return np.mod(i, n)
+    if mode == "reflect":
+        m = np.mod(i, 2 * n)
+        return np.where(m < n, m, 2 * n - 1 - m)
+    if mode == "reflect101":
+        if n == 1:
+            return np.zeros_like(i)
+        m = np.mod(i, 2 * n - 2)
+        return np.where(m < n, m, 2 * n - 2 - m)
+    raise AssertionError(mode)
+
+
+def reference(image, kernel, stride, dilation, pads, border):
+    """Pad by index arithmetic, correlate the dilated kernel with scipy.signal, then subsample."""
+    (t, b), (l, r) = pads
+    h, w = image.shape
+    rows = np.arange(-t, h + b)
+    cols = np.arange(-l, w + r)
+    if border.startswith("constant") or border == "zero":
+        cval = float(border.partition("=")[2] or 0)
+        padded = np.full((rows.size, cols.size), cval)
+        padded[t : t + h, l : l + w] = image
+    else:
+        padded = image[np.ix_(_extend_index(rows, h, border), _extend_index(cols, w, border))]
+    kh, kw = kernel.shape
+    dh, dw = dilation
+    dilated = np.zeros((dh * (kh - 1) + 1, dw * (kw - 1) + 1))
+    dilated[::dh, ::dw] = kernel
+    full = ssig.correlate2d(padded, dilated, mode="valid")
+    return full[:: stride[0], :: stride[1]]
+
+
+GEOMETRIES = [
+    # stride, dilation, padding, expected pads for a 13x16 input and 3x4 kernel (None: computed)
+    ((1, 1), (1, 1), "valid"),
+    ((2, 2), (1, 1), "valid"),
+    ((2, 3), (1, 1), 1),
+    ((1, 1), (2, 2), "same"),
+    ((2, 2), (1, 1), "same"),
+    ((3, 2), (2, 1), "same"),
+    ((1, 2), (1, 3), "full"),
+    ((2, 1), (1, 1), "2,0,1,3"),
+    ((3, 3), (2, 2), "4x1"),
+    ((1, 1), (1, 1), "0,2"),
+]
+
+
+@pytest.mark.parametrize("stride,dilation,padding", GEOMETRIES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_stride_dilation_padding_against_pad_then_slice(rng, stride, dilation, padding, border):
+    from convcli.engine import plan_geometry
+
+    image = rng.random((13, 16)) * 10
+    kernel = rng.standard_normal((3, 4))
+    ours = correlate(image, kernel, stride=stride, dilation=dilation, padding=padding, border=border)
+    pads = plan_geometry(image.shape, kernel.shape, stride=stride, dilation=dilation, padding=padding).padding
+    assert_close(ours, reference(image, kernel, stride, dilation, pads, border))
+
+
+def test_strided_same_padding_follows_tensorflow_rule():
+    from convcli.engine import plan_geometry
+
+    # 224 input, 7x7 kernel, stride 2: out = ceil(224/2) = 112, total pad 5 -> 2 before, 3 after
+    g = plan_geometry((224, 224), (7, 7), stride=2, padding="same")
+    assert g.output == (112, 112)
+    assert g.padding == ((2, 3), (2, 3))
+    out = correlate(np.ones((224, 224), np.float32), np.ones((7, 7)), stride=2, border="zero")
+    assert out.shape == (112, 112)
+    # first output sees rows -2..4 -> 5 real rows x 5 real cols; the last sees rows 220..226 -> 4 real
+    assert out[0, 0] == 25 and out[-1, -1] == 16
+
+
+def test_channels_are_filtered_independently(rng):
+    image = rng.random((9, 10, 4))
+    kernel = rng.standard_normal((3, 3))
+    out = correlate(image, kernel, stride=2, padding=1, border="wrap")
+    for c in range(4):
+        np.testing.assert_allclose(out[..., c], correlate(image[..., c], kernel, stride=2, padding=1, border="wrap"))
+
+
+# --- worked examples from the teaching texts ----------------------------------------------------
+
+
+def test_seed_ramp_with_vertical_edge_kernel_gives_minus_60_everywhere():
+    ramp = np.arange(10, 260, 10).reshape(5, 5)
+    out = correlate(ramp, [[1, 0, -1]] * 3, padding="valid")
+    np.testing.assert_array_equal(out, np.full((3, 3), -60.0))
+
+
+def test_seed_4x4_lab_with_2x2_kernel():
+    image = np.array([[1, 2, 0, 0], [5, 3, 0, 4], [2, 1, 3, 1], [0, 2, 1, 2]], np.float32)
+    out = correlate(image, [[1, 0], [0, -1]], padding="valid")
+    np.testing.assert_array_equal(out, [[-2, 2, -4], [4, 0, -1], [0, 0, 1]])
+
+
+def test_seed_1d_example():
+    np.testing.assert_array_equal(correlate1d([1, 2, 0, -1, 3, 1], [2, -1, 1], padding="valid"), [0, 3, 4, -4])
+    # the same signal as a (1, N) image
+    out = correlate(np.array([[1, 2, 0, -1, 3, 1]]), [[2, -1, 1]], padding="valid")
+    np.testing.assert_array_equal(out, [[0, 3, 4, -4]])
+
+
+def test_seed_sobel_example_160_at_origin():
+    image = np.array([[10, 20, 30, 40, 50], [20, 40, 60, 80, 100], [30, 60, 90, 120, 150],
+                      [40, 80, 120, 160, 200], [50, 100, 150, 200, 250]])
+    out = correlate(image, builtin_registry().get("sobel-x").weights, padding="valid")
+    assert out[0, 0] == 160
+    # by hand: x[r, c] = 10 (r+1)(c+1), so x[r, c+2] - x[r, c] = 20 (r+1); rows u..u+2 weighted
+    # 1, 2, 1 give 20 ((u+1) + 2(u+2) + (u+3)) = 80u + 160, the same along each row
+    np.testing.assert_array_equal(out, [[160] * 3, [240] * 3, [320] * 3])
+
+
+def test_seed_edge_lab_with_two_tap_kernel():
+    image = np.zeros((5, 5), np.float32)
+    image[1:4, 2:] = 1
+    out = correlate(image, [[-1, 1]], padding="valid")
+    expected = np.zeros((5, 4))
+    expected[1:4, 1] = 1
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_correlate1d_stride_dilation_padding():
+    x = np.arange(10.0)
+    # y[n] = 1 * x[2n - 1] + 10 * x[2n + 1] (x[-1] = 0 from the zero padding);
+    # length floor((10 + 1 + 1 - 3) / 2) + 1 = 5
+    y = correlate1d(x, [1, 10], stride=2, dilation=2, padding="1,1", border="zero")
+    np.testing.assert_array_equal(y, [0 + 10, 1 + 30, 3 + 50, 5 + 70, 7 + 90])
+
+
+# --- dtypes and validation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dtype,expected",
+    [(np.uint8, np.float32), (np.uint16, np.float32), (np.int16, np.float32), (np.float16, np.float32),
+     (np.float32, np.float32), (np.float64, np.float64), (np.int32, np.float64), (np.bool_, np.float32)],
+)
+def test_dtype_policy(dtype, expected):
+    assert float_dtype(dtype) == expected
+    out = correlate(np.ones((4, 4), dtype), [[1.0]])
+    assert out.dtype == expected
+
+
+def test_identity_kernel_returns_16bit_values_exactly(photos):
+    image = photos["camera16.png"]
+    assert image.dtype == np.uint16
+    out = correlate(image, builtin_registry().get("identity").weights)
+    np.testing.assert_array_equal(out, image)
+
+
+def test_empty_output_is_an_error_showing_the_formula():
+    with pytest.raises(ShapeError, match=r"floor\(\(4 \+ 0 \+ 0 - 5\) / 1\) \+ 1"):
+        correlate(np.ones((4, 4)), np.ones((5, 5)), padding="valid")
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(stride=0), "stride must be at least 1"),
+        (dict(dilation="2x0"), "dilation must be at least 1"),
+        (dict(padding=-1), "padding must not be negative"),
+        (dict(padding="1,2,3"), "has 3 numbers"),
+        (dict(padding="sometimes"), "not understood"),
+        (dict(border="mirror"), "means different things"),
+        (dict(border="bounce"), "unknown mode"),
+        (dict(border="reflect=3"), "only 'constant' takes a value"),
+    ],
+)
+def test_bad_parameters_raise_parameter_errors(kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        correlate(np.ones((5, 5)), np.ones((3, 3)), **kwargs)
+
+
+@pytest.mark.parametrize("kernel", [np.ones((2, 2, 2)), np.array([[1.0, np.nan]]), np.zeros((0, 3))])
+def test_bad_kernels_raise_kernel_errors(kernel):
+    with pytest.raises(KernelError):
+        correlate(np.ones((5, 5)), kernel)
+
+
+def test_bad_images_are_rejected():
+    with pytest.raises(ParameterError, match="2-D"):
+        correlate(np.ones((2, 3, 4, 5)), np.ones((3, 3)))
+    with pytest.raises(ParameterError, match="empty"):
+        correlate(np.ones((0, 3)), np.ones((3, 3)))
+
+
+def test_every_alias_names_a_mode_and_mirror_is_refused():
+    for alias, mode in BORDER_ALIASES.items():
+        assert mode in BORDER_MODES
+        assert Border.parse(alias).mode == (mode if mode != "zero" else "constant")
+    assert "mirror" not in BORDER_ALIASES
+    assert Border.parse("constant=128") == Border("constant", 128.0)
+    assert str(Border.parse("zero")) == "zero"
+
+
+def test_input_is_not_modified(rng):
+    image = rng.random((8, 8)).astype(np.float32)
+    before = image.copy()
+    correlate(image, np.ones((3, 3)), border="constant=5")
+    np.testing.assert_array_equal(image, before)
