@@ -127,7 +127,7 @@ def apply(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            metavar="INPUT...",
+            metavar="INPUT",
             help="Image files (PNG, JPEG, TIFF, BMP, WebP, GIF; 8/16-bit) or arrays (.npy, .txt, .csv).",
             show_default=False,
         ),
@@ -153,15 +153,16 @@ def apply(
             "named STEM.KERNEL.png (.npy for array inputs). .npy output is the raw float32 map.",
         ),
     ] = None,
-    stride: Annotated[str, typer.Option(help="Step between placements: N or RxC.")] = "1",
+    stride: Annotated[str, typer.Option(metavar="N|RxC", help="Step between placements.")] = "1",
     padding: Annotated[
         str,
-        typer.Option(help="same, valid, full, N, HxW, BEFORE,AFTER or TOP,BOTTOM,LEFT,RIGHT."),
+        typer.Option(metavar="PAD", help="same, valid, full, N, HxW, BEFORE,AFTER or TOP,BOTTOM,LEFT,RIGHT."),
     ] = "same",
-    dilation: Annotated[str, typer.Option(help="Spacing between kernel taps: N or RxC.")] = "1",
+    dilation: Annotated[str, typer.Option(metavar="N|RxC", help="Spacing between kernel taps.")] = "1",
     border: Annotated[
         str,
         typer.Option(
+            metavar="MODE",
             help="Pixels beyond the edge: reflect, reflect101, replicate, wrap, zero or constant=V "
             "(aliases: edge, nearest, symmetric, tile, ...)."
         ),
@@ -173,6 +174,7 @@ def apply(
         str,
         typer.Option(
             "--map",
+            metavar="MAP",
             help="Float to pixel values: auto (the kernel's choice), clip, abs, offset, rescale; "
             "raw for .npy.",
         ),
@@ -341,23 +343,21 @@ def kernels_list(
     if json_:
         sys.stdout.write(json.dumps([k.to_dict() for k in registry.kernels.values()], indent=2) + "\n")
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for col in ("name", "size", "sum", "map", "tags", "description"):
-        table.add_column(col, overflow="fold")
+    rows = [("name", "size", "sum", "map", "tags", "description")]
     for kern in registry.kernels.values():
-        names = kern.name + (f" ({', '.join(kern.aliases)})" if kern.aliases else "")
-        table.add_row(
-            names,
+        also = f" (also: {', '.join(kern.aliases)})" if kern.aliases else ""
+        rows.append((
+            kern.name,
             _size(kern.shape),
             f"{float(kern.weights.sum()):.4g}",
             kern.map or "auto",
-            ", ".join(kern.tags),
-            kern.description,
-        )
-    Console(highlight=False).print(table)
+            ",".join(kern.tags),
+            kern.description + also,
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        cells = [c.ljust(w) for c, w in zip(row[:5], widths)]
+        sys.stdout.write("  ".join([*cells, row[5]]) + "\n")
 
 
 def main(prog_name: str = "convcli") -> None:

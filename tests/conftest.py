@@ -20,11 +20,15 @@ SCIPY_MODES = {
 }
 
 
-def load_photo(name: str) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(SAMPLES / name) as img:
+    with Image.open(path) as img:
         return np.asarray(img)
+
+
+def load_photo(name: str) -> np.ndarray:
+    return read_image(SAMPLES / name)
 
 
 @pytest.fixture(scope="session")

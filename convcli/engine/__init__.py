@@ -155,7 +155,7 @@ def correlate(
     >>> correlate(ramp, k, padding="valid")
     array([[-60., -60., -60.],
            [-60., -60., -60.],
-           [-60., -60., -60.]], dtype=float32)
+           [-60., -60., -60.]])
     """
     x = _check_image(image)
     k = check_kernel(kernel)
@@ -198,7 +198,7 @@ def correlate1d(
     ``padding`` as an int or ``"B,A"`` pads only the ends of the signal.
 
     >>> correlate1d([1, 2, 0, -1, 3, 1], [2, -1, 1], padding="valid")
-    array([ 0.,  3.,  4., -4.], dtype=float32)
+    array([ 0.,  3.,  4., -4.])
     """
     x = np.asarray(signal)
     w = np.asarray(kernel)
