@@ -279,23 +279,22 @@ def shape(
         ),
     ] = "0",
     d: Annotated[str, typer.Option("--d", "--dilation", metavar="N|HxW", help="Dilation.")] = "1",
-    cin: Annotated[Optional[int], typer.Option("--cin", help="Input channels (for params and MACs).")] = None,
-    cout: Annotated[Optional[int], typer.Option("--cout", help="Output channels (default: --cin).")] = None,
-    groups: Annotated[int, typer.Option("--groups", help="Groups; --cin and --cout must divide by it.")] = 1,
+    cin: Annotated[Optional[str], typer.Option("--cin", metavar="C", help="Input channels (for params and MACs).")] = None,
+    cout: Annotated[Optional[str], typer.Option("--cout", metavar="C", help="Output channels (default: --cin).")] = None,
+    groups: Annotated[str, typer.Option("--groups", metavar="G", help="Groups; --cin and --cout must divide by it.")] = "1",
     no_bias: Annotated[bool, typer.Option("--no-bias", help="The layer has no bias terms.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Output size, receptive field, jump, parameters and MACs of a convolution layer."""
-    from .geometry import conv_geometry
+    from .geometry import conv_geometry, parse_count
 
-    for name, value in (("--cin", cin), ("--cout", cout)):
-        if value is not None and value < 1:
-            raise typer.BadParameter(f"must be at least 1, got {value}", param_hint=name)
-    if cout is not None and cin is None:
+    c_in = parse_count("--cin", cin) if cin is not None else None
+    c_out = parse_count("--cout", cout) if cout is not None else None
+    if c_out is not None and c_in is None:
         raise typer.BadParameter("needs --cin as well", param_hint="--cout")
     g = conv_geometry(
         in_, k, stride=s, dilation=d, padding=p,
-        channels_in=cin, channels_out=cout, groups=groups, bias=not no_bias,
+        channels_in=c_in, channels_out=c_out, groups=parse_count("--groups", groups), bias=not no_bias,
     )
     if json_:
         doc = g.to_dict()

@@ -58,6 +58,7 @@ __all__ = [
     "ConvLayer",
     "LayerGeometry",
     "parse_pair",
+    "parse_count",
     "effective_kernel",
     "resolve_axis_padding",
     "axis_output_size",
@@ -81,6 +82,18 @@ def _to_int(name: str, text: str) -> int:
     if not re.fullmatch(r"[+-]?\d+", text):
         raise ParameterError(f"{name}: {text!r} is not a whole number")
     return int(text)
+
+
+def parse_count(name: str, value: int | str, *, minimum: int = 1) -> int:
+    """Parse a whole number of at least ``minimum`` (channels, groups).
+
+    >>> parse_count("--cin", "3")
+    3
+    """
+    n = value if isinstance(value, int) and not isinstance(value, bool) else _to_int(name, str(value))
+    if n < minimum:
+        raise ParameterError(f"{name} must be at least {minimum}, got {n}")
+    return n
 
 
 def parse_pair(name: str, value: PairLike, *, minimum: int = 1) -> Pair:

@@ -76,6 +76,8 @@ def plan_outputs(inputs: Iterable[Path], kernels: tuple[Kernel, ...], output: st
     folder: Path | None = None
     single: Path | None = None
     if output is not None:
+        if output.strip() == "-":
+            raise ParameterError("-o -: writing to standard output is not supported yet; give a file or a folder")
         out = Path(output)
         if output.endswith(("/", os.sep)) or out.is_dir() or not out.suffix:
             folder = out

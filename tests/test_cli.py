@@ -218,6 +218,7 @@ def test_quiet_prints_nothing(cli):
         (["-k", "sobel-x", "-o", "out.xyz"], "unknown file type"),
         (["-k", "sobel-x", "--map", "raw", "-o", "x.png"], "raw keeps float values"),
         (["--kernal", "sobel-x"], "No such option"),
+        (["-k", "sobel-x", "-o", "-"], "standard output is not supported"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(cli, tmp_path, args, message):
