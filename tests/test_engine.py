@@ -288,3 +288,104 @@ def test_input_is_not_modified(rng):
     before = image.copy()
     correlate(image, np.ones((3, 3)), border="constant=5")
     np.testing.assert_array_equal(image, before)
+
+
+# --- every path gives the same numbers -------------------------------------------------------
+
+PATHS = ["direct", "separable", "gemm", "fft"]
+
+
+def _rank1(rng, shape):
+    return np.outer(rng.standard_normal(shape[0]), rng.standard_normal(shape[1]))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("stride,dilation,padding", GEOMETRIES[::2])
+def test_each_path_against_pad_then_slice(rng, path, border, stride, dilation, padding):
+    from convcli.engine import plan_geometry
+
+    image = rng.random((37, 41)) * 10
+    kernel = _rank1(rng, (3, 4)) if path == "separable" else rng.standard_normal((3, 4))
+    ours = correlate(image, kernel, stride=stride, dilation=dilation, padding=padding, border=border,
+                     engine=path, threads=2)
+    pads = plan_geometry(image.shape, kernel.shape, stride=stride, dilation=dilation, padding=padding).padding
+    assert_close(ours, reference(image, kernel, stride, dilation, pads, border))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("border", ["reflect", "replicate", "reflect101", "wrap", "zero"])
+def test_each_path_on_a_real_photo_matches_ndimage(photos, path, border):
+    image = photos["coffee.jpg"]
+    for name in ("sobel-x", "gaussian-blur-5", "laplacian"):
+        kernel = builtin_registry().get(name).weights
+        out = correlate(image, kernel, border=border, engine=path, threads=2)
+        assert out.dtype == np.float32
+        assert_close(out, ndi_correlate_same(image, kernel, border))
+
+
+@pytest.mark.parametrize("path", ["direct", "gemm", "fft"])
+@pytest.mark.parametrize("size", [(2, 2), (6, 5), (15, 15), (31, 31)])
+def test_dense_kernels_of_any_size_on_every_path(rng, path, size):
+    image = (rng.random((70, 90, 3)) * 255).astype(np.float32)
+    kernel = rng.standard_normal(size)
+    kernel /= np.abs(kernel).sum()
+    for border in ("reflect", "wrap"):
+        assert_close(correlate(image, kernel, border=border, engine=path), ndi_correlate_same(image, kernel, border))
+
+
+def test_rank_two_kernel_on_the_separable_path(rng):
+    kernel = _rank1(rng, (5, 5)) + _rank1(rng, (5, 5))
+    image = rng.random((30, 40, 2)).astype(np.float32)
+    from convcli.engine import plan
+
+    assert plan(image.shape, kernel, engine="auto").kernel.rank == 2
+    assert_close(correlate(image, kernel, engine="separable"), ndi_correlate_same(image, kernel, "reflect"))
+
+
+def test_separable_path_refuses_a_full_rank_kernel(rng):
+    with pytest.raises(ParameterError, match="rank 5"):
+        correlate(np.ones((9, 9)), rng.standard_normal((5, 5)), engine="separable")
+
+
+def test_single_and_multi_threaded_results_are_identical(photos):
+    image = photos["astronaut.png"]
+    for name in ("sobel-x", "gaussian-blur-5", "motion-blur"):
+        k = builtin_registry().get(name).weights
+        np.testing.assert_array_equal(correlate(image, k, threads=1), correlate(image, k, threads=2))
+
+
+def test_identity_is_exact_on_every_exact_path(photos):
+    image = photos["camera16.png"]
+    k = builtin_registry().get("identity").weights
+    for path in ("direct", "separable", "gemm"):
+        np.testing.assert_array_equal(correlate(image, k, engine=path), image)
+
+
+def test_the_planner_picks_sensible_paths():
+    from convcli.engine import plan
+
+    reg = builtin_registry()
+    assert plan((4096, 4096, 3), reg.get("sobel-x").weights).path in ("separable", "direct")
+    assert plan((4096, 4096, 3), np.ones((31, 31))).path in ("separable", "fft")
+    assert plan((4096, 4096, 3), np.ones((15, 15))).path == "separable"
+    rng = np.random.default_rng(1)
+    assert plan((4096, 4096, 3), rng.standard_normal((31, 31))).path == "fft"
+    assert plan((1024, 1024, 3), rng.standard_normal((7, 7)), stride=2).path in ("gemm", "direct")
+    p = plan((100, 100), np.ones((3, 3)), engine="gemm", threads=1)
+    assert p.path == "gemm" and "forced" in p.reason and set(p.estimates) >= {"direct", "gemm", "fft"}
+    with pytest.raises(ParameterError, match="unknown engine"):
+        plan((10, 10), np.ones((3, 3)), engine="magic")
+    with pytest.raises(ParameterError, match="threads"):
+        correlate(np.ones((5, 5)), np.ones((3, 3)), threads=0)
+
+
+def test_all_zero_kernel_gives_zeros():
+    np.testing.assert_array_equal(correlate(np.ones((6, 7, 3)), np.zeros((3, 3))), np.zeros((6, 7, 3)))
+
+
+def test_uint8_input_is_converted_per_band_not_up_front(photos):
+    # same numbers whether the caller converts first or not
+    image = photos["chelsea.jpg"]
+    k = builtin_registry().get("sharpen").weights
+    np.testing.assert_array_equal(correlate(image, k), correlate(image.astype(np.float32), k))

@@ -30,8 +30,9 @@ from ..geometry import (
     layer_geometry,
     parse_pair,
 )
-from ._border import BORDER_ALIASES, BORDER_MODES, Border, pad
-from ._direct import correlate_padded
+from ._border import BORDER_ALIASES, BORDER_MODES, Border
+from ._plan import ENGINES, KernelInfo, Plan, analyze, choose
+from ._run import default_threads, run_plan
 
 __all__ = [
     "BORDER_MODES",
@@ -44,6 +45,10 @@ __all__ = [
     "float_dtype",
     "check_kernel",
     "plan_geometry",
+    "plan",
+    "Plan",
+    "ENGINES",
+    "default_threads",
 ]
 
 BorderLike = Union[str, Border]
@@ -123,6 +128,8 @@ def correlate(
     dilation: PairLike = 1,
     border: BorderLike = "reflect",
     convolve: bool = False,
+    engine: str = "auto",
+    threads: int | None = None,
 ) -> np.ndarray:
     """Cross-correlate each channel of ``image`` with a 2-D ``kernel``.
 
@@ -142,6 +149,11 @@ def correlate(
         alias (``edge``, ``nearest``, ``symmetric``, ``tile``...).
     convolve : bool
         Rotate the kernel by 180 degrees first (true convolution).
+    engine : {"auto", "direct", "separable", "gemm", "fft"}
+        How to compute it; ``auto`` follows the cost model (see :func:`plan`). Every
+        path gives the same result to float rounding, borders included.
+    threads : int, optional
+        Worker threads (default: the usable cores).
 
     Returns
     -------
@@ -164,11 +176,50 @@ def correlate(
     geometry = plan_geometry(x.shape, k.shape, stride=stride, padding=padding, dilation=dilation)
     border = Border.parse(border)
     dtype = float_dtype(x.dtype)
-    xf = x.astype(dtype, copy=False)
-    padded = pad(xf, geometry.padding, border)
-    return correlate_padded(
-        padded, k.astype(dtype), geometry.output, geometry.layer.stride, geometry.layer.dilation
-    )
+    x3 = x if x.ndim == 3 else x[:, :, np.newaxis]
+    ho, wo = geometry.output
+    out = np.empty((ho, wo, x3.shape[2]), dtype=dtype)
+    chosen = _choose(k, geometry, x3.shape[2], engine, threads, dtype)
+    run_plan(x3, k, chosen, out, geometry.padding, geometry.layer.stride, geometry.layer.dilation, border)
+    return out if x.ndim == 3 else out[:, :, 0]
+
+
+def _choose(
+    k: np.ndarray, geometry: LayerGeometry, channels: int, engine: str, threads: int | None, dtype: np.dtype
+) -> Plan:
+    if threads is None:
+        threads = default_threads()
+    elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ParameterError(f"threads must be a whole number of at least 1, got {threads!r}")
+    stride, dilation = geometry.layer.stride, geometry.layer.dilation
+    cols_in = (geometry.output[1] - 1) * stride[1] + geometry.effective_kernel[1]
+    rtol = 1e-7 if dtype == np.float32 else 1e-13
+    info = analyze(k, rtol=rtol)
+    return choose(info, geometry.output, cols_in, channels, stride, dilation, engine=engine, threads=threads)
+
+
+def plan(
+    image_shape: tuple[int, ...],
+    kernel: np.ndarray,
+    *,
+    stride: PairLike = 1,
+    padding: PaddingLike = "same",
+    dilation: PairLike = 1,
+    convolve: bool = False,
+    engine: str = "auto",
+    threads: int | None = None,
+    dtype: np.dtype | type = np.float32,
+) -> Plan:
+    """The :class:`Plan` that :func:`correlate` would follow for this shape and kernel.
+
+    ``dtype`` is the image's dtype (it sets the working precision).
+    """
+    k = check_kernel(kernel)
+    if convolve:
+        k = k[::-1, ::-1]
+    geometry = plan_geometry(tuple(image_shape), k.shape, stride=stride, padding=padding, dilation=dilation)
+    channels = image_shape[2] if len(image_shape) == 3 else 1
+    return _choose(k, geometry, channels, engine, threads, float_dtype(dtype))
 
 
 def convolve(image: np.ndarray, kernel: np.ndarray, **options) -> np.ndarray:

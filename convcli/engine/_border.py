@@ -115,3 +115,67 @@ def pad(array: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], border
     if np_mode == "constant":
         return np.pad(array, width, mode="constant", constant_values=border.cval)
     return np.pad(array, width, mode=np_mode)
+
+
+def map_index(idx: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Source index in ``0..n-1`` for virtual indices ``idx`` (any integers) under a border mode.
+
+    ``constant`` has no source outside the image; those entries are returned as -1.
+    """
+    if mode == "constant":
+        return np.where((idx >= 0) & (idx < n), idx, -1)
+    if mode == "replicate":
+        return np.clip(idx, 0, n - 1)
+    if mode == "wrap":
+        return np.mod(idx, n)
+    if mode == "reflect":
+        m = np.mod(idx, 2 * n)
+        return np.where(m < n, m, 2 * n - 1 - m)
+    if mode == "reflect101":
+        if n == 1:
+            return np.zeros_like(idx)
+        m = np.mod(idx, 2 * n - 2)
+        return np.where(m < n, m, 2 * n - 2 - m)
+    raise ValueError(f"unknown border mode {mode!r}")
+
+
+def fill_region(buf: np.ndarray, x: np.ndarray, row0: int, col0: int, border: Border) -> None:
+    """Fill ``buf`` (h, w, C) with rows ``row0..row0+h-1`` and columns ``col0..col0+w-1`` of the
+    image ``x`` (H, W, C) extended past its edges by ``border``; converts to ``buf``'s dtype.
+
+    This is how every engine path pads: one small region at a time, never the whole image.
+    """
+    h, w = buf.shape[:2]
+    H, W = x.shape[:2]
+    row1, col1 = row0 + h, col0 + w
+    a, b = min(max(row0, 0), H), min(max(row1, 0), H)
+    c, d = min(max(col0, 0), W), min(max(col1, 0), W)
+    inside_rows = a == row0 and b == row1
+    inside_cols = c == col0 and d == col1
+    if inside_rows and inside_cols:
+        np.copyto(buf, x[a:b, c:d], casting="unsafe")
+        return
+    if border.mode == "constant":
+        if a < b and c < d:
+            np.copyto(buf[a - row0 : b - row0, c - col0 : d - col0], x[a:b, c:d], casting="unsafe")
+        fill = buf.dtype.type(border.cval)
+        buf[: max(a - row0, 0)] = fill
+        buf[max(b - row0, 0) :] = fill
+        buf[:, : max(c - col0, 0)] = fill
+        buf[:, max(d - col0, 0) :] = fill
+        return
+    rows = map_index(np.arange(row0, row1), H, border.mode)
+    cols = map_index(np.arange(col0, col1), W, border.mode)
+    if col0 <= 0 and col1 >= W:
+        # whole width present: copy real columns row by row, then mirror columns inside buf
+        left = -col0
+        if a < b:
+            np.copyto(buf[a - row0 : b - row0, left : left + W], x[a:b], casting="unsafe")
+        for t in [*range(0, min(max(a - row0, 0), h)), *range(max(b - row0, a - row0, 0), h)]:
+            np.copyto(buf[t, left : left + W], x[rows[t]], casting="unsafe")
+        if left:
+            buf[:, :left] = buf[:, cols[:left] + left]
+        if col1 > W:
+            buf[:, left + W :] = buf[:, cols[left + W :] + left]
+        return
+    np.copyto(buf, x[np.ix_(rows, cols)], casting="unsafe")

@@ -1,0 +1,152 @@
+"""The engine's four ways to compute one band (or tile) of a correlation.
+
+Every function reads a padded region ``buf`` of shape ``(rows_in, cols_in, C)`` (made by
+``fill_region``) and writes ``out`` of shape ``(n, Wo, C)``, where output sample
+``(y, x)`` is ``sum_ij k[i, j] * buf[y*sh + i*dh, x*sw + j*dw]``. Stride is applied inside
+the slices: only the samples that are kept are computed (polyphase), never a full map
+that is then subsampled (the FFT path excepted; the planner knows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+#: taps grouped by absolute weight: [(|w|, [(index, sign), ...]), ...]
+Groups = list[tuple[float, list[tuple[object, int]]]]
+
+
+def group_taps(taps: list[tuple[object, float]]) -> Groups:
+    """Group ``(index, weight)`` taps by |weight|, zero taps dropped.
+
+    Taps of equal magnitude are added (or subtracted) first and multiplied once, which
+    pairs the symmetric and antisymmetric taps of blur and derivative kernels. Within a
+    group the positive taps come first, so ``[-1, 0, 1]`` is one subtraction.
+    """
+    groups: dict[float, list[tuple[object, int]]] = {}
+    for index, w in taps:
+        if w != 0:
+            groups.setdefault(abs(float(w)), []).append((index, 1 if w > 0 else -1))
+    for members in groups.values():
+        members.sort(key=lambda m: -m[1])
+    # unit weights first: they need no multiply at all
+    return sorted(groups.items(), key=lambda g: (g[0] != 1.0, -len(g[1])))
+
+
+def accumulate(out: np.ndarray, view: Callable[[object], np.ndarray], groups: Groups, tmp: np.ndarray) -> None:
+    """``out = sum_groups |w| * sum_members sign * view(index)``, in place, no allocation."""
+    started = False
+    for absw, members in groups:
+        (i0, s0), rest = members[0], members[1:]
+        w = out.dtype.type(s0 * absw)  # weight of the group's sum, signs relative to its first tap
+        into_out = not started and w == 1
+        acc = out if into_out else tmp
+        v0 = view(i0)
+        if rest:
+            i1, s1 = rest[0]
+            (np.add if s1 == s0 else np.subtract)(v0, view(i1), out=acc)
+            for index, sign in rest[1:]:
+                (np.add if sign == s0 else np.subtract)(acc, view(index), out=acc)
+            src = acc
+        else:
+            src = v0
+        if into_out:
+            if not rest:
+                np.copyto(out, v0)
+        elif not started:
+            np.multiply(src, w, out=out)
+        elif w == 1:
+            np.add(out, src, out=out)
+        elif w == -1:
+            np.subtract(out, src, out=out)
+        else:
+            np.multiply(src, w, out=tmp)
+            np.add(out, tmp, out=out)
+        started = True
+    if not started:
+        out.fill(0)
+
+
+def direct_band(buf, out, groups: Groups, stride, dilation, tmp) -> None:  # noqa: ANN001
+    """Shift-and-add over the kernel's taps (grouped by weight)."""
+    n, wo = out.shape[:2]
+    sh, sw = stride
+    dh, dw = dilation
+    rs, cs = (n - 1) * sh + 1, (wo - 1) * sw + 1
+
+    def view(ij):  # noqa: ANN001, ANN202
+        i, j = ij
+        return buf[i * dh : i * dh + rs : sh, j * dw : j * dw + cs : sw]
+
+    accumulate(out, view, groups, tmp)
+
+
+def separable_band(buf, out, components, stride, dilation, scratch) -> None:  # noqa: ANN001
+    """Sum over rank-1 components of a vertical 1-D pass then a horizontal 1-D pass.
+
+    ``components`` is a list of ``(col_groups, row_groups)``; ``scratch`` gives buffers:
+    ``vert`` (n, cols_in, C), ``tmpv`` like it, ``tmph`` and ``part`` like ``out``.
+    """
+    n, wo = out.shape[:2]
+    sh, sw = stride
+    dh, dw = dilation
+    rs, cs = (n - 1) * sh + 1, (wo - 1) * sw + 1
+    vert, tmpv, tmph = scratch("vert"), scratch("tmpv"), scratch("tmph")
+    for r, (col_groups, row_groups) in enumerate(components):
+        accumulate(vert, lambda i: buf[i * dh : i * dh + rs : sh], col_groups, tmpv)
+        target = out if r == 0 else scratch("part")
+        accumulate(target, lambda j: vert[:, j * dw : j * dw + cs : sw], row_groups, tmph)
+        if r:
+            np.add(out, target, out=out)
+
+
+def toeplitz(kernel: np.ndarray, n: int, rows_in: int, sh: int, dh: int, dtype) -> np.ndarray:  # noqa: ANN001
+    """``A[j*n + y, y*sh + i*dh] = kernel[i, j]``: one GEMM does every vertical sum of a band."""
+    kh, kw = kernel.shape
+    a = np.zeros((kw, n, rows_in), dtype)
+    ys = np.arange(n)
+    for i in range(kh):
+        a[:, ys, ys * sh + i * dh] = kernel[i][:, None]
+    return a.reshape(kw * n, rows_in)
+
+
+def gemm_band(buf, out, a, kw, stride, dilation, col_tile, scratch) -> None:  # noqa: ANN001
+    """Vertical sums for all kernel columns by one GEMM against a Toeplitz matrix, then
+    ``kw`` shifted adds; the width is processed in tiles of ``col_tile`` outputs."""
+    n, wo, c = out.shape
+    rows_in, cols_in = buf.shape[:2]
+    sh, sw = stride
+    dh, dw = dilation
+    b2 = buf.reshape(rows_in, cols_in * c)
+    for x0 in range(0, wo, col_tile):
+        wt = min(col_tile, wo - x0)
+        c0 = x0 * sw
+        span = (wt - 1) * sw + (kw - 1) * dw + 1
+        v = scratch("gemm_v", (kw * n, span * c))
+        np.matmul(a, b2[:, c0 * c : (c0 + span) * c], out=v)
+        v4 = v.reshape(kw, n, span, c)
+        acc = out[:, x0 : x0 + wt]
+        cs = (wt - 1) * sw + 1
+        np.copyto(acc, v4[0, :, 0:cs:sw])
+        for j in range(1, kw):
+            np.add(acc, v4[j, :, j * dw : j * dw + cs : sw], out=acc)
+
+
+def fft_tile(buf, out, spectrum, fft_shape, k_eff, stride, workers: int = 1) -> None:  # noqa: ANN001
+    """Overlap-save: the valid part of a circular convolution of the tile with the kernel.
+
+    ``spectrum`` is the rfft2 of the 180-degree-rotated dilated kernel at ``fft_shape``,
+    shaped (1, F, F//2 + 1) to broadcast over channels.
+    """
+    import scipy.fft as sfft
+
+    keh, kew = k_eff
+    n, wo = out.shape[:2]
+    sh, sw = stride
+    planes = np.ascontiguousarray(np.moveaxis(buf, 2, 0))  # (C, h, w): contiguous transforms
+    xf = sfft.rfft2(planes, s=fft_shape, axes=(1, 2), workers=workers, overwrite_x=True)
+    xf *= spectrum
+    y = sfft.irfft2(xf, s=fft_shape, axes=(1, 2), workers=workers, overwrite_x=True)
+    valid = y[:, keh - 1 : keh - 1 + (n - 1) * sh + 1 : sh, kew - 1 : kew - 1 + (wo - 1) * sw + 1 : sw]
+    np.copyto(out, np.moveaxis(valid, 0, 2), casting="same_kind")

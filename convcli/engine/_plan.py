@@ -1,0 +1,213 @@
+"""Choosing how to compute a correlation: a small, printable cost model.
+
+The estimates are in milliseconds for this geometry on one core, from per-element
+constants measured on a 2-core x86-64 machine (``benchmarks/bench_engine.py`` prints the
+real times). They only need to rank the paths; every path gives the same numbers to
+float rounding, so a wrong choice costs time, never accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ParameterError
+
+ENGINES = ("auto", "direct", "separable", "gemm", "fft")
+
+# Measured constants (ns). ELEMENT: one float32 add or multiply of a cache-resident band,
+# per element. FLOP: one multiply-add inside a BLAS sgemm on band-sized matrices.
+# FFT: forward + inverse real FFT work, per element of the transform, per log2(size).
+_ELEMENT_NS = 0.45
+_FLOP_NS = 0.035
+_FFT_NS = 1.2
+_FILL_NS = 0.6
+
+#: Largest matrix rank run as a sum of separable passes.
+_MAX_SEPARABLE_RANK = 4
+
+
+@dataclass(frozen=True, eq=False)
+class KernelInfo:
+    """What the planner knows about a kernel (float64, as it will be correlated)."""
+
+    weights: np.ndarray
+    nonzero: int
+    groups: int
+    rank: int
+    #: rank-1 components (col, row) whose outer products sum to the kernel
+    factors: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+
+def _rank1_exact(k: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Factors of a rank-1 kernel taken from its own rows and columns (exact for integer kernels)."""
+    i, j = np.unravel_index(np.argmax(np.abs(k)), k.shape)
+    pivot = k[i, j]
+    if pivot == 0:
+        return None
+    col, row = k[:, j].copy(), k[i, :] / pivot
+    if np.array_equal(np.outer(col, row), k):
+        return col, row
+    return None
+
+
+def _tidy(v: np.ndarray) -> np.ndarray:
+    """Snap SVD noise: entries equal in magnitude to 1e-9 become exactly equal (pairs them)."""
+    v = v.copy()
+    scale = np.max(np.abs(v)) or 1.0
+    for i in range(len(v) // 2):
+        a, b = v[i], v[-1 - i]
+        if abs(abs(a) - abs(b)) <= 1e-9 * scale:
+            m = (abs(a) + abs(b)) / 2
+            v[i], v[-1 - i] = math.copysign(m, a), math.copysign(m, b)
+    v[np.abs(v) <= 1e-12 * scale] = 0.0
+    return v
+
+
+def analyze(kernel: np.ndarray, rtol: float = 1e-13) -> KernelInfo:
+    """Rank (by SVD), separable factors and tap statistics of a 2-D kernel.
+
+    Singular values below ``rtol`` times the largest are dropped: their effect is below
+    the rounding of the arithmetic that follows (about 1e-7 for float32, 1e-13 for float64).
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    nonzero = int(np.count_nonzero(k))
+    groups = len({abs(v) for v in k.ravel() if v != 0})
+    if nonzero == 0:
+        return KernelInfo(k, 0, 0, 0, ())
+    exact = _rank1_exact(k)
+    if exact is not None:
+        return KernelInfo(k, nonzero, groups, 1, (exact,))
+    u, s, vt = np.linalg.svd(k)
+    tol = s[0] * rtol
+    rank = int(np.count_nonzero(s > tol))
+    factors = tuple(
+        (_tidy(u[:, r] * math.sqrt(s[r])), _tidy(vt[r] * math.sqrt(s[r])))
+        for r in range(min(rank, _MAX_SEPARABLE_RANK))
+    )
+    return KernelInfo(k, nonzero, groups, rank, factors)
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """Which path computes the correlation, why, and the estimates behind the choice."""
+
+    path: str
+    reason: str
+    #: estimated milliseconds per path (single core); absent when a path cannot run
+    estimates: dict[str, float] = field(default_factory=dict)
+    threads: int = 1
+    kernel: KernelInfo | None = None
+
+    def describe(self) -> str:
+        ests = ", ".join(f"{p} {ms:.3g} ms" for p, ms in sorted(self.estimates.items(), key=lambda kv: kv[1]))
+        return f"{self.path}: {self.reason} (estimates on one core: {ests}; threads {self.threads})"
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "reason": self.reason,
+            "estimates_ms": {k: round(v, 3) for k, v in self.estimates.items()},
+            "threads": self.threads,
+            "rank": self.kernel.rank if self.kernel else None,
+        }
+
+
+def estimate(
+    info: KernelInfo,
+    out_shape: tuple[int, int],
+    cols_in: int,
+    channels: int,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> dict[str, float]:
+    """Estimated single-core milliseconds of each path that can run."""
+    ho, wo = out_shape
+    sh, sw = stride
+    kh, kw = info.weights.shape
+    keh, kew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    n_out = ho * wo * channels
+    # every path pads and converts about (rows_in x cols_in) input samples per band
+    fill = _FILL_NS * ho * sh * cols_in * channels
+    ops_direct = info.nonzero + info.groups  # adds, plus one multiply per weight magnitude
+    # strided views read memory sparsely: about three times the cost per element
+    strided = 3.0 if sw > 1 else 1.0
+    est = {"direct": (fill + _ELEMENT_NS * n_out * ops_direct * strided) / 1e6}
+    if 0 < info.rank <= _MAX_SEPARABLE_RANK:
+        per = 0.0
+        for col, row in info.factors:
+            c_ops = int(np.count_nonzero(col)) + len({abs(v) for v in col if v != 0})
+            r_ops = int(np.count_nonzero(row)) + len({abs(v) for v in row if v != 0})
+            # the vertical pass runs over every input column, the horizontal one only on outputs
+            per += c_ops * (cols_in / max(wo, 1)) + r_ops + (1 if per else 0)
+        est["separable"] = (fill + _ELEMENT_NS * n_out * per) / 1e6
+    n_band = 16
+    rows_in = (n_band - 1) * sh + keh
+    flops = kw * rows_in * sw / n_band  # per output sample: GEMM work incl. Toeplitz zeros
+    # the GEMM writes kw partial sums per sample across the input width, then adds them
+    est["gemm"] = (fill + n_out * (_FLOP_NS * flops + _ELEMENT_NS * 4.5 * kw * sw)) / 1e6
+    tile = fft_tile_shape(out_shape, (keh, kew), stride)
+    f_h, f_w = tile[2]
+    t_h, t_w = tile[0]
+    per_tile = f_h * f_w * channels * math.log2(f_h * f_w)
+    tiles = math.ceil(ho / t_h) * math.ceil(wo / t_w)
+    est["fft"] = (fill + _FFT_NS * per_tile * tiles) / 1e6
+    return est
+
+
+def fft_tile_shape(out_shape, k_eff, stride):  # noqa: ANN001, ANN201
+    """(output tile (rows, cols), input span (rows, cols), FFT size (rows, cols)) for the FFT path.
+
+    Tiles are balanced (equal sizes, no sliver at the end) and one FFT size serves them all.
+    """
+    import scipy.fft as sfft
+
+    tiles, spans, sizes = [], [], []
+    for n, ke, s in zip(out_shape, k_eff, stride):
+        target = max(512, 8 * ke)
+        t_max = max((target - ke) // s + 1, 1)
+        count = -(-n // t_max)
+        t = -(-n // count)
+        span = (t - 1) * s + ke
+        tiles.append(t)
+        spans.append(span)
+        sizes.append(sfft.next_fast_len(span, real=True))
+    return tuple(tiles), tuple(spans), tuple(sizes)
+
+
+def choose(
+    info: KernelInfo,
+    out_shape: tuple[int, int],
+    cols_in: int,
+    channels: int,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    *,
+    engine: str = "auto",
+    threads: int = 1,
+) -> Plan:
+    """Pick a path: the forced one, or the cheapest estimate."""
+    if engine not in ENGINES:
+        raise ParameterError(f"engine: unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    est = estimate(info, out_shape, cols_in, channels, stride, dilation)
+    if info.nonzero == 0:
+        return Plan("direct", "the kernel is all zeros", est, threads, info)
+    if engine != "auto":
+        if engine == "separable" and "separable" not in est:
+            raise ParameterError(
+                f"engine: the kernel has rank {info.rank}; the separable path runs kernels of rank "
+                f"1 to {_MAX_SEPARABLE_RANK} (use --engine auto)"
+            )
+        return Plan(engine, "forced with --engine", est, threads, info)
+    best = min(est, key=est.get)
+    if best == "separable":
+        why = f"rank {info.rank}: {info.rank} vertical + horizontal 1-D pass(es)"
+    elif best == "direct":
+        why = f"{info.nonzero} non-zero taps in {info.groups} weight group(s)"
+    elif best == "gemm":
+        why = f"dense {info.weights.shape[0]}x{info.weights.shape[1]} kernel of rank {info.rank}: Toeplitz GEMM per band"
+    else:
+        why = f"large dense {info.weights.shape[0]}x{info.weights.shape[1]} kernel: tiled FFT (overlap-save)"
+    return Plan(best, why, est, threads, info)

@@ -1,0 +1,177 @@
+"""Running a plan: row bands (or 2-D tiles for FFT), each padded locally, on a thread pool.
+
+Extra memory is a few band-sized buffers per thread (about 1.5 MB each), whatever the
+image or kernel size: no padded copy of the whole image, no im2col.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ._border import Border, fill_region
+from ._paths import direct_band, fft_tile, gemm_band, group_taps, separable_band, toeplitz
+from ._plan import Plan, fft_tile_shape
+
+#: target size of one band buffer, bytes: fits the second-level cache with room to spare
+BAND_BYTES = 1_500_000
+
+_local = threading.local()
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pool_lock = threading.Lock()
+
+
+def default_threads() -> int:
+    """Worker threads used when none are asked for: the usable cores."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    with _pool_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="convcli")
+        return pool
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A per-thread buffer, reused across bands (contents undefined)."""
+    cache = getattr(_local, "buffers", None)
+    if cache is None:
+        cache = _local.buffers = {}
+    key = (name, shape, dtype.str)
+    buf = cache.get(key)
+    if buf is None:
+        if len(cache) > 32:
+            cache.clear()
+        buf = cache[key] = np.empty(shape, dtype)
+    return buf
+
+
+def blas_is_single_threaded() -> bool:
+    """True when the BLAS was told to use one thread (then bands may call it from several)."""
+    return any(os.environ.get(v) == "1" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"))
+
+
+def _map(fn, items, threads: int) -> None:  # noqa: ANN001
+    if threads > 1 and len(items) > 1:
+        for _ in _pool(threads).map(fn, items):
+            pass
+    else:
+        for item in items:
+            fn(item)
+
+
+def run_plan(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    plan: Plan,
+    out: np.ndarray,
+    pads: tuple[tuple[int, int], tuple[int, int]],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    border: Border,
+) -> None:
+    """Fill ``out`` (Ho, Wo, C) with the correlation of ``x`` (H, W, C) by ``plan.path``."""
+    dtype = out.dtype
+    ho, wo, channels = out.shape
+    kh, kw = kernel.shape
+    sh, sw = stride
+    dh, dw = dilation
+    keh, kew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    top, left = pads[0][0], pads[1][0]
+    cols_in = (wo - 1) * sw + kew
+    threads = plan.threads
+
+    if plan.path == "fft":
+        _run_fft(x, kernel, out, top, left, stride, (keh, kew), dilation, border, threads)
+        return
+
+    row_bytes = cols_in * channels * dtype.itemsize
+    if plan.path == "gemm":
+        n = 16
+        if not blas_is_single_threaded():
+            threads = 1  # BLAS runs its own threads; two levels of threads stall OpenBLAS
+    else:
+        n = max(1, (BAND_BYTES // row_bytes - keh) // sh + 1)
+    n = max(1, min(n, ho, -(-ho // (2 * threads)) if threads > 1 else ho))
+    bands = [(u0, min(u0 + n, ho)) for u0 in range(0, ho, n)]
+
+    if plan.path == "direct":
+        groups = group_taps([((i, j), w) for (i, j), w in np.ndenumerate(kernel)])
+    elif plan.path == "separable":
+        info = plan.kernel
+        factors = info.factors if info is not None and info.factors else ()
+        components = [
+            (group_taps(list(enumerate(col.astype(dtype)))), group_taps(list(enumerate(row.astype(dtype)))))
+            for col, row in factors
+        ]
+    else:
+        k32 = kernel.astype(dtype)
+        wt = max(1, min(wo, (BAND_BYTES // (kw * n * channels * dtype.itemsize) - kew) // sw + 1))
+
+    def work(band: tuple[int, int]) -> None:
+        u0, u1 = band
+        m = u1 - u0
+        rows_in = (m - 1) * sh + keh
+        buf = _scratch("band", (rows_in, cols_in, channels), dtype)
+        fill_region(buf, x, u0 * sh - top, -left, border)
+        dst = out[u0:u1]
+        if plan.path == "direct":
+            direct_band(buf, dst, groups, stride, dilation, _scratch("tmp", dst.shape, dtype))
+        elif plan.path == "separable":
+
+            def scratch(name: str) -> np.ndarray:
+                shape = (m, cols_in, channels) if name in ("vert", "tmpv") else dst.shape
+                return _scratch(name, shape, dtype)
+
+            separable_band(buf, dst, components, stride, dilation, scratch)
+        else:
+            a = _scratch_toeplitz(k32, m, rows_in, sh, dh)
+            gemm_band(buf, dst, a, kw, stride, dilation, wt, lambda name, shape: _scratch(name, shape, dtype))
+
+    _map(work, bands, threads)
+
+
+def _scratch_toeplitz(kernel: np.ndarray, n: int, rows_in: int, sh: int, dh: int) -> np.ndarray:
+    cache = getattr(_local, "toeplitz", None)
+    key = (id(kernel), n, rows_in, sh, dh)
+    if cache is None or cache[0] != key:
+        a = toeplitz(kernel, n, rows_in, sh, dh, kernel.dtype)
+        _local.toeplitz = (key, a, kernel)  # keep the kernel alive so its id stays unique
+        return a
+    return cache[1]
+
+
+def _run_fft(x, kernel, out, top, left, stride, k_eff, dilation, border, threads) -> None:  # noqa: ANN001
+    import scipy.fft as sfft
+
+    ho, wo, channels = out.shape
+    dtype = out.dtype
+    (th, tw), (bh, bw), fft_shape = fft_tile_shape((ho, wo), k_eff, stride)
+    dh, dw = dilation
+    dilated = np.zeros(k_eff, dtype=np.float64)
+    dilated[::dh, ::dw] = kernel
+    # correlation = convolution with the kernel rotated 180 degrees
+    spectrum = sfft.rfft2(dilated[::-1, ::-1], s=fft_shape).astype(
+        np.complex64 if dtype == np.float32 else np.complex128
+    )[np.newaxis]
+    sh, sw = stride
+    tiles = [(u0, v0) for u0 in range(0, ho, th) for v0 in range(0, wo, tw)]
+
+    def work(tile: tuple[int, int]) -> None:
+        u0, v0 = tile
+        u1, v1 = min(u0 + th, ho), min(v0 + tw, wo)
+        rows_in = (u1 - u0 - 1) * sh + k_eff[0]
+        cols_in = (v1 - v0 - 1) * sw + k_eff[1]
+        buf = _scratch("fft_in", (rows_in, cols_in, channels), dtype)
+        fill_region(buf, x, u0 * sh - top, v0 * sw - left, border)
+        fft_tile(buf, out[u0:u1, v0:v1], spectrum, fft_shape, k_eff, stride)
+
+    _map(work, tiles, threads)
