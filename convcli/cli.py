@@ -179,12 +179,23 @@ def apply(
             "raw for .npy.",
         ),
     ] = "auto",
+    engine: Annotated[
+        str,
+        typer.Option(
+            metavar="PATH",
+            help="auto (a cost model picks), direct, separable, gemm or fft. Same numbers either way.",
+        ),
+    ] = "auto",
+    threads: Annotated[
+        Optional[str], typer.Option(metavar="N", help="Worker threads for the engine. Default: all cores.")
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No report; errors only.")] = False,
 ) -> None:
     """Filter images with one or more kernels and write the feature maps."""
     from .engine import Border
-    from .geometry import PaddingSpec, parse_pair
+    from .engine import ENGINES
+    from .geometry import PaddingSpec, parse_count, parse_pair
     from .kernels import resolve_kernel
     from .pipeline import FilterSpec, plan_outputs, run
 
@@ -203,6 +214,8 @@ def apply(
         border=Border.parse(border),
         convolve=convolve,
         map=map_.strip().lower(),
+        engine=_choice("--engine", engine, ENGINES),
+        threads=parse_count("--threads", threads) if threads is not None else None,
     )
     try:
         plans = plan_outputs(inputs, filter_spec.kernels, output)
@@ -232,6 +245,13 @@ def apply(
         raise typer.Exit(ExitCode.FAILURE)
 
 
+def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    text = value.strip().lower()
+    if text not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=option)
+    return text
+
+
 def _size(shape: tuple[int, ...] | list[int]) -> str:
     return "x".join(str(v) for v in shape)
 
@@ -253,6 +273,7 @@ def _render_run(run: Any) -> str:
         ("stride", f"{_size(g.layer.stride)}   dilation {_size(g.layer.dilation)}   border {run.border}"),
         ("padding", f"{rule}top {t}, bottom {b}, left {l}, right {r}"),
         ("output", f"{run.output}  {_size(run.output_shape)} {out_bits}"),
+        ("engine", run.engine),
         ("field", f"receptive field {_size(g.receptive_field)}, jump {_size(g.jump)}, MACs {g.macs:,}"),
         ("values", f"min {run.minimum:.6g}, max {run.maximum:.6g}, mean {run.mean:.6g}"),
         ("map", f"{run.map}: {run.clipped:,} of {run.values:,} values clipped ({pct:.2f}%)"),
@@ -361,4 +382,8 @@ def kernels_list(
 
 def main(prog_name: str = "convcli") -> None:
     """Console-script entry point."""
+    # The engine calls BLAS from its own worker threads; OpenBLAS's threads on top of those
+    # stall runs 10-50x. NumPy is not imported yet, so this reaches the BLAS as it loads.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     app(prog_name=prog_name)

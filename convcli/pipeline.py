@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import Border, correlate, plan_geometry
+from .engine import Border, correlate, plan, plan_geometry
 from .errors import ConvcliError, ParameterError
 from .files import atomic_write, same_file
 from .geometry import Pair, PaddingSpec
@@ -46,12 +46,26 @@ class FilterSpec:
     convolve: bool = False
     #: "auto" or one of output.MAP_NAMES
     map: str = "auto"
+    #: engine path ("auto" lets the planner choose) and worker threads (None: all cores)
+    engine: str = "auto"
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.map != "auto" and self.map not in MAP_NAMES:
             raise ParameterError(f"map: unknown map {self.map!r}; use auto or one of {', '.join(MAP_NAMES)}")
         if not self.kernels:
             raise ParameterError("give at least one kernel")
+        if self.engine == "separable":
+            from .engine import separable_rank_limit
+
+            limit = separable_rank_limit()
+            for k in self.kernels:
+                rank = int(np.linalg.matrix_rank(k.weights))
+                if rank > limit:
+                    raise ParameterError(
+                        f"engine: kernel {k.name!r} has rank {rank}; the separable path runs kernels of "
+                        f"rank 1 to {limit} (use --engine auto)"
+                    )
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,17 @@ def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: P
     fmt = format_for(output)
     notes: list[str] = []
     t0 = time.perf_counter()
+    chosen = plan(
+        image.data.shape,
+        kernel.weights,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        convolve=spec.convolve,
+        engine=spec.engine,
+        threads=spec.threads,
+        dtype=image.data.dtype,
+    )
     values = correlate(
         image.data,
         kernel.weights,
@@ -152,6 +177,8 @@ def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: P
         dilation=spec.dilation,
         border=spec.border,
         convolve=spec.convolve,
+        engine=chosen.path,
+        threads=chosen.threads,
     )
     if kernel.offset:
         values += values.dtype.type(kernel.offset)
@@ -211,6 +238,7 @@ def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: P
         kernel_offset=kernel.offset,
         border=str(spec.border),
         convolve=spec.convolve,
+        engine=chosen.describe(),
         geometry=geometry,
         output=str(output),
         output_shape=tuple(out_shape),

@@ -26,6 +26,8 @@ class KernelRun:
     kernel_offset: float
     border: str
     convolve: bool
+    #: the engine's plan: path, reason, estimates
+    engine: str
     geometry: LayerGeometry
     output: str
     output_shape: tuple[int, ...]
@@ -57,6 +59,7 @@ class KernelRun:
             "padding_rule": g.layer.padding.rule,
             "dilation": list(g.layer.dilation),
             "border": self.border,
+            "engine": self.engine,
             "output": self.output,
             "output_shape": list(self.output_shape),
             "output_bits": self.output_bits,

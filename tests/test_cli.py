@@ -194,6 +194,16 @@ def test_json_report_on_stdout(cli):
     assert doc["failed"] == 0
 
 
+@pytest.mark.parametrize("engine", ["direct", "separable", "gemm", "fft"])
+def test_engine_option_gives_the_same_numbers(cli, tmp_path, engine):
+    code, _, err = cli("apply", SAMPLES / "coffee.jpg", "-k", "gaussian-blur-5", "--engine", engine,
+                       "--threads", "2", "-o", f"{engine}.npy")
+    assert code == 0 and f"engine   {engine}: forced" in err
+    photo = read_image(SAMPLES / "coffee.jpg")
+    expected = ndi_correlate_same(photo, builtin_registry().get("gaussian-blur-5").weights, "reflect")
+    np.testing.assert_allclose(np.load(tmp_path / f"{engine}.npy"), expected, atol=255 * 1e-5)
+
+
 def test_quiet_prints_nothing(cli):
     code, out, err = cli("apply", SAMPLES / "camera.png", "-k", "box-blur", "-o", "b.png", "-q")
     assert (code, out, err) == (0, "", "")
@@ -219,6 +229,9 @@ def test_quiet_prints_nothing(cli):
         (["-k", "sobel-x", "--map", "raw", "-o", "x.png"], "raw keeps float values"),
         (["--kernal", "sobel-x"], "No such option"),
         (["-k", "sobel-x", "-o", "-"], "standard output is not supported"),
+        (["-k", "sobel-x", "--engine", "magic"], "is not one of auto"),
+        (["-k", "sobel-x", "--threads", "0"], "--threads must be at least 1"),
+        (["-k", "1 2 3 4 5; 2 1 4 3 6; 9 8 7 1 2; 3 5 2 8 1; 4 1 6 2 9", "--engine", "separable"], "rank 5"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(cli, tmp_path, args, message):

@@ -49,9 +49,17 @@ __all__ = [
     "Plan",
     "ENGINES",
     "default_threads",
+    "separable_rank_limit",
 ]
 
 BorderLike = Union[str, Border]
+
+
+def separable_rank_limit() -> int:
+    """Highest kernel rank the separable path runs (as a sum of rank-1 passes)."""
+    from ._plan import _MAX_SEPARABLE_RANK
+
+    return _MAX_SEPARABLE_RANK
 
 
 def float_dtype(dtype: np.dtype | type) -> np.dtype:
