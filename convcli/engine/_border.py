@@ -1,4 +1,4 @@
-"""Border modes: canonical names, the other tools' names, and padding an array."""
+"""Border modes: canonical names, the other tools' names, and filling padded regions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ParameterError
 
-#: canonical name -> (pattern shown to users, numpy.pad mode)
+#: canonical name -> (pattern shown to users, the numpy.pad mode that matches it)
 BORDER_MODES: dict[str, tuple[str, str]] = {
     "zero": ("000|abcd|000", "constant"),
     "constant": ("vvv|abcd|vvv", "constant"),
@@ -104,17 +104,6 @@ class Border:
         if self.mode == "constant":
             return "zero" if self.cval == 0 else f"constant={self.cval:g}"
         return self.mode
-
-
-def pad(array: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], border: Border) -> np.ndarray:
-    """Pad the first two axes of ``array`` by ``((top, bottom), (left, right))``."""
-    if not any((*pads[0], *pads[1])):
-        return array
-    width = [tuple(pads[0]), tuple(pads[1])] + [(0, 0)] * (array.ndim - 2)
-    np_mode = BORDER_MODES[border.mode][1]
-    if np_mode == "constant":
-        return np.pad(array, width, mode="constant", constant_values=border.cval)
-    return np.pad(array, width, mode=np_mode)
 
 
 def map_index(idx: np.ndarray, n: int, mode: str) -> np.ndarray:
