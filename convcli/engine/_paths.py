@@ -37,31 +37,32 @@ def group_taps(taps: list[tuple[object, float]]) -> Groups:
 def accumulate(out: np.ndarray, view: Callable[[object], np.ndarray], groups: Groups, tmp: np.ndarray) -> None:
     """``out = sum_groups |w| * sum_members sign * view(index)``, in place, no allocation."""
     started = False
+    dt = out.dtype  # compute in the output's float type even when views hold integers
     for absw, members in groups:
         (i0, s0), rest = members[0], members[1:]
-        w = out.dtype.type(s0 * absw)  # weight of the group's sum, signs relative to its first tap
+        w = dt.type(s0 * absw)  # weight of the group's sum, signs relative to its first tap
         into_out = not started and w == 1
         acc = out if into_out else tmp
         v0 = view(i0)
         if rest:
             i1, s1 = rest[0]
-            (np.add if s1 == s0 else np.subtract)(v0, view(i1), out=acc)
+            (np.add if s1 == s0 else np.subtract)(v0, view(i1), out=acc, dtype=dt)
             for index, sign in rest[1:]:
-                (np.add if sign == s0 else np.subtract)(acc, view(index), out=acc)
+                (np.add if sign == s0 else np.subtract)(acc, view(index), out=acc, dtype=dt)
             src = acc
         else:
             src = v0
         if into_out:
             if not rest:
-                np.copyto(out, v0)
+                np.copyto(out, v0, casting="unsafe")
         elif not started:
-            np.multiply(src, w, out=out)
+            np.multiply(src, w, out=out, dtype=dt)
         elif w == 1:
-            np.add(out, src, out=out)
+            np.add(out, src, out=out, dtype=dt)
         elif w == -1:
-            np.subtract(out, src, out=out)
+            np.subtract(out, src, out=out, dtype=dt)
         else:
-            np.multiply(src, w, out=tmp)
+            np.multiply(src, w, out=tmp, dtype=dt)
             np.add(out, tmp, out=out)
         started = True
     if not started:
@@ -82,19 +83,25 @@ def direct_band(buf, out, groups: Groups, stride, dilation, tmp) -> None:  # noq
     accumulate(out, view, groups, tmp)
 
 
-def separable_band(buf, out, components, stride, dilation, scratch) -> None:  # noqa: ANN001
+def separable_band(rows, out, components, stride, dilation, scratch, cols=None, pad_columns=None) -> None:  # noqa: ANN001
     """Sum over rank-1 components of a vertical 1-D pass then a horizontal 1-D pass.
 
-    ``components`` is a list of ``(col_groups, row_groups)``; ``scratch`` gives buffers:
-    ``vert`` (n, cols_in, C), ``tmpv`` like it, ``tmph`` and ``part`` like ``out``.
+    ``rows`` is the band's input rows (padded buffer, or the image itself when the band
+    needs no row padding); the vertical pass writes columns ``cols`` (a slice) of the
+    ``vert`` scratch buffer and ``pad_columns(vert, component)`` completes the padded
+    columns. ``components`` is a list of ``(col_groups, row_groups)``; ``scratch`` gives
+    ``vert`` and ``tmpv`` (n, cols_in, C), ``tmph`` and ``part`` like ``out``.
     """
     n, wo = out.shape[:2]
     sh, sw = stride
     dh, dw = dilation
     rs, cs = (n - 1) * sh + 1, (wo - 1) * sw + 1
     vert, tmpv, tmph = scratch("vert"), scratch("tmpv"), scratch("tmph")
+    inner = slice(None) if cols is None else cols
     for r, (col_groups, row_groups) in enumerate(components):
-        accumulate(vert, lambda i: buf[i * dh : i * dh + rs : sh], col_groups, tmpv)
+        accumulate(vert[:, inner], lambda i: rows[i * dh : i * dh + rs : sh], col_groups, tmpv[:, inner])
+        if pad_columns is not None:
+            pad_columns(vert, r)
         target = out if r == 0 else scratch("part")
         accumulate(target, lambda j: vert[:, j * dw : j * dw + cs : sw], row_groups, tmph)
         if r:

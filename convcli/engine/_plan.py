@@ -66,6 +66,13 @@ def _tidy(v: np.ndarray) -> np.ndarray:
     return v
 
 
+def _signed(col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move the sign into ``row`` so that ``col``'s largest entry is positive (fewer negations)."""
+    if col[np.argmax(np.abs(col))] < 0:
+        return -col, -row
+    return col, row
+
+
 def analyze(kernel: np.ndarray, rtol: float = 1e-13) -> KernelInfo:
     """Rank (by SVD), separable factors and tap statistics of a 2-D kernel.
 
@@ -79,12 +86,12 @@ def analyze(kernel: np.ndarray, rtol: float = 1e-13) -> KernelInfo:
         return KernelInfo(k, 0, 0, 0, ())
     exact = _rank1_exact(k)
     if exact is not None:
-        return KernelInfo(k, nonzero, groups, 1, (exact,))
+        return KernelInfo(k, nonzero, groups, 1, (_signed(*exact),))
     u, s, vt = np.linalg.svd(k)
     tol = s[0] * rtol
     rank = int(np.count_nonzero(s > tol))
     factors = tuple(
-        (_tidy(u[:, r] * math.sqrt(s[r])), _tidy(vt[r] * math.sqrt(s[r])))
+        _signed(_tidy(u[:, r] * math.sqrt(s[r])), _tidy(vt[r] * math.sqrt(s[r])))
         for r in range(min(rank, _MAX_SEPARABLE_RANK))
     )
     return KernelInfo(k, nonzero, groups, rank, factors)

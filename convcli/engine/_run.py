@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._border import Border, fill_region
+from ._border import Border, fill_region, map_index
 from ._paths import direct_band, fft_tile, gemm_band, group_taps, separable_band, toeplitz
 from ._plan import Plan, fft_tile_shape
 
@@ -112,6 +112,24 @@ def run_plan(
             (group_taps(list(enumerate(col.astype(dtype)))), group_taps(list(enumerate(row.astype(dtype)))))
             for col, row in factors
         ]
+        colsums = [float(col.astype(dtype).sum()) for col, _ in factors]
+        height, width = x.shape[:2]
+        # columns of the band's virtual range [-left, cols_in - left) that are real, and
+        # where each padded column reads from (None when a source column is not in range)
+        c_lo, c_hi = max(-left, 0), min(cols_in - left, width)
+        src_cols = map_index(np.arange(-left, cols_in - left), width, border.mode)
+        inner_ok = border.mode == "constant" or bool(
+            np.all((src_cols >= c_lo) & (src_cols < c_hi))
+        )
+        pad_idx = np.flatnonzero((np.arange(-left, cols_in - left) < 0) | (np.arange(-left, cols_in - left) >= width))
+
+        def pad_columns(vert: np.ndarray, r: int) -> None:
+            if pad_idx.size == 0:
+                return
+            if border.mode == "constant":
+                vert[:, pad_idx] = dtype.type(border.cval * colsums[r])
+            else:
+                vert[:, pad_idx] = vert[:, src_cols[pad_idx] + left]
     else:
         k32 = kernel.astype(dtype)
         wt = max(1, min(wo, (BAND_BYTES // (kw * n * channels * dtype.itemsize) - kew) // sw + 1))
@@ -120,6 +138,19 @@ def run_plan(
         u0, u1 = band
         m = u1 - u0
         rows_in = (m - 1) * sh + keh
+        row0 = u0 * sh - top
+        if plan.path == "separable" and inner_ok and row0 >= 0 and row0 + rows_in <= height:
+            # no row padding needed: the vertical pass reads the image itself (any dtype)
+            dst = out[u0:u1]
+
+            def scratch_v(name: str) -> np.ndarray:
+                shape = (m, cols_in, channels) if name in ("vert", "tmpv") else dst.shape
+                return _scratch(name, shape, dtype)
+
+            rows = x[row0 : row0 + rows_in, c_lo:c_hi]
+            separable_band(rows, dst, components, stride, dilation, scratch_v,
+                           cols=slice(c_lo + left, c_hi + left), pad_columns=pad_columns)
+            return
         buf = _scratch("band", (rows_in, cols_in, channels), dtype)
         fill_region(buf, x, u0 * sh - top, -left, border)
         dst = out[u0:u1]
