@@ -389,3 +389,24 @@ def test_uint8_input_is_converted_per_band_not_up_front(photos):
     image = photos["chelsea.jpg"]
     k = builtin_registry().get("sharpen").weights
     np.testing.assert_array_equal(correlate(image, k), correlate(image.astype(np.float32), k))
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (7, 1), (1, 9), (31, 31), (6, 13)])
+@pytest.mark.parametrize("border", BORDERS)
+def test_box_kernels_by_running_sums(rng, shape, border):
+    from convcli.engine import plan
+
+    image = (rng.random((45, 52, 3)) * 255).astype(np.float32)
+    kernel = np.full(shape, -1.0 / (shape[0] * shape[1]))
+    assert plan(image.shape, kernel).kernel.rank == 1
+    for stride in (1, 2):
+        ours = correlate(image, kernel, border=border, engine="separable", stride=stride)
+        full = correlate(image, kernel, border=border, engine="direct", stride=stride)
+        assert_close(ours, full)
+    assert_close(correlate(image, kernel, border=border, engine="separable"), ndi_correlate_same(image, kernel, border))
+
+
+def test_running_sums_stay_accurate_on_wide_16bit_rows(rng):
+    image = rng.integers(0, 65536, size=(3, 20000)).astype(np.uint16)
+    kernel = np.ones((1, 31)) / 31
+    assert_close(correlate(image, kernel, engine="separable"), ndi_correlate_same(image, kernel, "reflect"), rel=1e-6)

@@ -83,6 +83,56 @@ def direct_band(buf, out, groups: Groups, stride, dilation, tmp) -> None:  # noq
     accumulate(out, view, groups, tmp)
 
 
+#: equal taps from this many on are summed by running sums (cost independent of the length)
+BOX_MIN_TAPS = 6
+
+
+def box_length(groups: Groups) -> int:
+    """k when the 1-D taps are k equal weights at 0..k-1 (a box), else 0."""
+    if len(groups) != 1:
+        return 0
+    members = groups[0][1]
+    indices = sorted(int(i) for i, _ in members)  # type: ignore[call-overload]
+    signs = {sign for _, sign in members}
+    k = len(indices)
+    if k < BOX_MIN_TAPS or len(signs) != 1 or indices != list(range(k)):
+        return 0
+    return k
+
+
+def box_pass(src, dst, axis: int, k: int, step: int, weight: float, csum) -> None:  # noqa: ANN001
+    """``dst`` = ``weight`` x sums of ``k`` consecutive samples of ``src`` along ``axis`` at
+    ``0, step, 2 step, ...``, from running sums in float64 (``csum``: one longer on ``axis``)."""
+    n = dst.shape[axis]
+    lead = [slice(None)] * src.ndim
+    lead[axis] = slice(0, 1)
+    csum[tuple(lead)] = 0
+    body = [slice(None)] * src.ndim
+    body[axis] = slice(1, None)
+    np.cumsum(src, axis=axis, dtype=np.float64, out=csum[tuple(body)])
+    hi = [slice(None)] * src.ndim
+    lo = [slice(None)] * src.ndim
+    hi[axis] = slice(k, k + (n - 1) * step + 1, step)
+    lo[axis] = slice(0, (n - 1) * step + 1, step)
+    np.subtract(csum[tuple(hi)], csum[tuple(lo)], out=dst, casting="same_kind")
+    if weight != 1:
+        np.multiply(dst, dst.dtype.type(weight), out=dst)
+
+
+def _one_d(src, dst, axis, groups, step, dilation, tmp, csum) -> None:  # noqa: ANN001
+    """One 1-D pass along ``axis`` (0 vertical, 1 horizontal) into ``dst``."""
+    k = box_length(groups) if dilation == 1 else 0
+    if k:
+        absw, members = groups[0]
+        box_pass(src, dst, axis, k, step, absw * members[0][1], csum(src.shape, axis))
+        return
+    span = (dst.shape[axis] - 1) * step + 1
+    if axis == 0:
+        accumulate(dst, lambda i: src[i * dilation : i * dilation + span : step], groups, tmp)
+    else:
+        accumulate(dst, lambda j: src[:, j * dilation : j * dilation + span : step], groups, tmp)
+
+
 def separable_band(rows, out, components, stride, dilation, scratch, cols=None, pad_columns=None) -> None:  # noqa: ANN001
     """Sum over rank-1 components of a vertical 1-D pass then a horizontal 1-D pass.
 
@@ -92,18 +142,22 @@ def separable_band(rows, out, components, stride, dilation, scratch, cols=None, 
     columns. ``components`` is a list of ``(col_groups, row_groups)``; ``scratch`` gives
     ``vert`` and ``tmpv`` (n, cols_in, C), ``tmph`` and ``part`` like ``out``.
     """
-    n, wo = out.shape[:2]
     sh, sw = stride
     dh, dw = dilation
-    rs, cs = (n - 1) * sh + 1, (wo - 1) * sw + 1
     vert, tmpv, tmph = scratch("vert"), scratch("tmpv"), scratch("tmph")
     inner = slice(None) if cols is None else cols
+
+    def csum(shape: tuple[int, ...], axis: int) -> np.ndarray:
+        grown = list(shape)
+        grown[axis] += 1
+        return scratch(("csum", tuple(grown)))
+
     for r, (col_groups, row_groups) in enumerate(components):
-        accumulate(vert[:, inner], lambda i: rows[i * dh : i * dh + rs : sh], col_groups, tmpv[:, inner])
+        _one_d(rows, vert[:, inner], 0, col_groups, sh, dh, tmpv[:, inner], csum)
         if pad_columns is not None:
             pad_columns(vert, r)
         target = out if r == 0 else scratch("part")
-        accumulate(target, lambda j: vert[:, j * dw : j * dw + cs : sw], row_groups, tmph)
+        _one_d(vert, target, 1, row_groups, sw, dw, tmph, csum)
         if r:
             np.add(out, target, out=out)
 

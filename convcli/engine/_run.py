@@ -143,9 +143,8 @@ def run_plan(
             # no row padding needed: the vertical pass reads the image itself (any dtype)
             dst = out[u0:u1]
 
-            def scratch_v(name: str) -> np.ndarray:
-                shape = (m, cols_in, channels) if name in ("vert", "tmpv") else dst.shape
-                return _scratch(name, shape, dtype)
+            def scratch_v(name):  # noqa: ANN001, ANN202
+                return _separable_scratch(name, m, cols_in, channels, dst.shape, dtype)
 
             rows = x[row0 : row0 + rows_in, c_lo:c_hi]
             separable_band(rows, dst, components, stride, dilation, scratch_v,
@@ -158,9 +157,8 @@ def run_plan(
             direct_band(buf, dst, groups, stride, dilation, _scratch("tmp", dst.shape, dtype))
         elif plan.path == "separable":
 
-            def scratch(name: str) -> np.ndarray:
-                shape = (m, cols_in, channels) if name in ("vert", "tmpv") else dst.shape
-                return _scratch(name, shape, dtype)
+            def scratch(name):  # noqa: ANN001, ANN202
+                return _separable_scratch(name, m, cols_in, channels, dst.shape, dtype)
 
             separable_band(buf, dst, components, stride, dilation, scratch)
         else:
@@ -168,6 +166,13 @@ def run_plan(
             gemm_band(buf, dst, a, kw, stride, dilation, wt, lambda name, shape: _scratch(name, shape, dtype))
 
     _map(work, bands, threads)
+
+
+def _separable_scratch(name, m, cols_in, channels, out_shape, dtype):  # noqa: ANN001, ANN202
+    if isinstance(name, tuple):  # ("csum", shape): float64 running sums
+        return _scratch(name[0], name[1], np.dtype(np.float64))
+    shape = (m, cols_in, channels) if name in ("vert", "tmpv") else out_shape
+    return _scratch(name, shape, dtype)
 
 
 def _scratch_toeplitz(kernel: np.ndarray, n: int, rows_in: int, sh: int, dh: int) -> np.ndarray:
