@@ -106,6 +106,7 @@ __all__ = [
     "layers_from_lists",
     "parse_arch",
     "parse_unit",
+    "parse_size",
 ]
 
 Pair = tuple[int, int]
@@ -729,8 +730,9 @@ class NetworkGeometry:
     def check_unit(self, unit: Pair) -> None:
         for u, n, name in zip(unit, self.output, self.axis_names):
             if not 0 <= u < n:
+                at = str(unit[1]) if self.ndim == 1 else f"({unit[0]}, {unit[1]})"
                 raise ParameterError(
-                    f"unit {self.show(unit)} is outside the output {self.show(self.output)}: "
+                    f"unit {at} is outside the output {self.show(self.output)}: "
                     f"the {name} index must be 0 to {n - 1}"
                 )
 
@@ -775,7 +777,14 @@ class NetworkGeometry:
         return None if pair is None else list(pair[2 - self.ndim :])
 
     def to_dict(self) -> dict:
-        """The ``convcli shape --json`` document (a stable layout: scripts read these keys)."""
+        """The ``convcli shape --json`` document (a stable layout: scripts read these keys).
+
+        ``{"input", "layers": [{"name", "type", "kernel", "stride", "dilation",
+        "padding", "output", "receptive_field", "jump", "effective_padding",
+        "params", "macs"}, ...], "output", "receptive_field", "jump",
+        "effective_padding", "params", "macs"}``; ``padding`` is
+        ``[[top, bottom], [left, right]]``. In 1-D every list has one element.
+        """
         pick = self.axes
         layers = [
             {
@@ -794,8 +803,12 @@ class NetworkGeometry:
             }
             for g in self.layers
         ]
+        # a one-layer result keeps the layer's own keys at the top level too, as the one-layer
+        # calculator printed them before stacks existed
+        own = ("type", "kernel", "stride", "dilation", "padding")
         return {
             "input": pick(self.input),
+            **({key: layers[0][key] for key in own} if len(layers) == 1 else {}),
             "layers": layers,
             "output": pick(self.output),
             "receptive_field": pick(self.receptive_field),
@@ -838,6 +851,15 @@ def _axes(name: str, value: Any, ndim: int, *, minimum: int = 1, flat: int = 1) 
     if isinstance(value, (list, tuple)) or (isinstance(value, str) and re.search(r"[xX×]", value)):
         raise ParameterError(f"{name}: a 1-D layer takes one number, not {value!r}")
     return (flat, parse_pair(name, value, minimum=minimum)[1])
+
+
+def parse_size(name: str, value: Any, *, ndim: int = 2) -> Pair:
+    """A size: ``N``, ``"HxW"`` or ``[H, W]`` in 2-D; one number ``N`` in 1-D, as ``(1, N)``.
+
+    >>> parse_size("input size", "100", ndim=1)
+    (1, 100)
+    """
+    return _axes(name, value, ndim)
 
 
 def _padding(value: Any, ndim: int, where: str = "") -> PaddingSpec:
