@@ -1068,10 +1068,18 @@ _ARCH_KEYS = ("name", "description", "input", "in_channels", "layer")
 _LAYER_KEYS = ("type", "name", "k", "s", "p", "d", "ceil_mode", "channels", "groups", "bias", "output_padding")
 
 
+#: Other libraries' names for the layer keys, for "did you mean".
+_KEY_ALIASES = {
+    "kernel": "k", "kernel_size": "k", "stride": "s", "padding": "p", "pad": "p", "dilation": "d",
+    "out_channels": "channels", "filters": "channels", "kind": "type", "ceil": "ceil_mode",
+}
+
+
 def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
     for key in table:
         if key not in allowed:
-            close = get_close_matches(key, allowed, n=1)
+            names = [*allowed, *(a for a, k in _KEY_ALIASES.items() if k in allowed)]
+            close = [_KEY_ALIASES.get(m, m) for m in get_close_matches(str(key), names, n=1)]
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ParameterError(f"{where}unknown key {key!r}; {hint}allowed: {', '.join(allowed)}")
 
