@@ -665,23 +665,15 @@ class UnitRegion:
         return (size[0] > self.input[0], size[1] > self.input[1])
 
 
-def _back(lg: LayerGeometry, axis: int, span: Span) -> Span | None:
-    """The positions of ``lg``'s input that its output units ``span`` read (unclipped hull)."""
+def _back(lg: LayerGeometry, axis: int, units: set[int]) -> set[int]:
+    """The positions of ``lg``'s input (unclipped) that its output ``units`` read, along one axis."""
     layer = lg.layer
-    lo, hi = span
     k, s, d = layer.kernel[axis], layer.stride[axis], layer.dilation[axis]
     before = lg.padding[axis][0]
     if layer.kind != "convtranspose":
-        return (lo * s - before, hi * s - before + effective_kernel(k, d) - 1)
-    # output o = i*s - before + t*d for input i and tap t: collect every i that reaches [lo, hi]
-    firsts, lasts = [], []
-    for t in range(k):
-        first = -(-(lo + before - t * d) // s)
-        last = (hi + before - t * d) // s
-        if first <= last:
-            firsts.append(first)
-            lasts.append(last)
-    return (min(firsts), max(lasts)) if firsts else None
+        return {o * s - before + t * d for o in units for t in range(k)}
+    # input i reaches output o = i*s - before + t*d through tap t
+    return {(o + before - t * d) // s for o in units for t in range(k) if (o + before - t * d) % s == 0}
 
 
 @dataclass(frozen=True)
@@ -737,16 +729,17 @@ class NetworkGeometry:
                 )
 
     def cone(self, unit: Pair) -> list[tuple[Span, Span] | None]:
-        """For the input (index 0) and each layer (index l), the units that ``unit`` of the
-        last layer depends on, as unclipped ``((r0, r1), (c0, c1))``; ``None`` where none."""
+        """For the input (index 0) and each layer (index l), the first and last units that
+        ``unit`` of the last layer depends on, unclipped: ``((r0, r1), (c0, c1))``, or
+        ``None`` where it depends on none (a transposed convolution can miss a unit)."""
         self.check_unit(unit)
-        spans: tuple[Span, Span] | None = ((unit[0], unit[0]), (unit[1], unit[1]))
-        result = [spans]
-        for lg in reversed(self.layers):
-            if spans is not None:
-                rows, cols = _back(lg, 0, spans[0]), _back(lg, 1, spans[1])
-                spans = None if rows is None or cols is None else (rows, cols)
-            result.append(spans)
+        sets: list[set[int]] = [{unit[0]}, {unit[1]}]
+        result: list[tuple[Span, Span] | None] = []
+        for lg in [None, *reversed(self.layers)]:
+            if lg is not None:
+                sets = [_back(lg, axis, sets[axis]) for axis in range(2)]
+            rows, cols = sets
+            result.append(((min(rows), max(rows)), (min(cols), max(cols))) if rows and cols else None)
         return result[::-1]
 
     def unit_region(self, unit: Pair) -> UnitRegion:
