@@ -82,7 +82,10 @@ _HEADER = ("#", "name", "type", "k", "s", "p", "d", "output", "channels",
 def table_rows(net: NetworkGeometry) -> list[tuple[str, ...]]:
     """The table's rows: the input, one per layer, then the totals."""
     show = net.show
-    ch = lambda c: "-" if c is None else str(c)  # noqa: E731
+
+    def ch(channels: int | None) -> str:
+        return "-" if channels is None else str(channels)
+
     one, zero = show((1, 1)), show((0, 0))
     rows = [("", "input", "", "", "", "", "", show(net.input), ch(net.channels_in), one, one, zero, "", "")]
     for i, g in enumerate(net.layers, start=1):
@@ -112,36 +115,33 @@ def print_table(net: NetworkGeometry, file: IO[str]) -> None:
         table.add_row(*row)
     table.add_section()
     table.add_row(*rows[-1], style="bold")
-    console = Console(file=file, highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console = Console(file=file, highlight=False, width=10_000)
-    console.print(table, crop=False)
+    # as wide as the table needs: a narrow terminal wraps the lines instead of cutting the cells
+    Console(file=file, highlight=False, width=10_000).print(table)
 
 
 def unit_text(net: NetworkGeometry, region: UnitRegion) -> str:
     """Where one output unit of the last layer looks, in lines of ``key  value``."""
     name = net.layers[-1].layer.name
-    if net.ndim == 1:
-        at = str(region.unit[1])
-        span = lambda s: f"{s[1][0]}..{s[1][1]}"  # noqa: E731
-        what, image = "positions", "signal"
-    else:
-        at = f"({region.unit[0]}, {region.unit[1]})"
-        span = lambda s: f"rows {s[0][0]}..{s[0][1]}, cols {s[1][0]}..{s[1][1]}"  # noqa: E731
-        what, image = "", "image"
+
+    def span(spans: Any) -> str:
+        (r0, r1), (c0, c1) = spans
+        return f"positions {c0}..{c1}" if net.ndim == 1 else f"rows {r0}..{r1}, cols {c0}..{c1}"
+
+    at = str(region.unit[1]) if net.ndim == 1 else f"({region.unit[0]}, {region.unit[1]})"
+    image = "signal" if net.ndim == 1 else "image"
     lines = [f"unit             {at} of {name} ({net.show(net.output)})"]
     if region.unclipped is None:
         lines.append("  reads          no input position: every tap of the transposed convolution misses it")
         return "\n".join(lines) + "\n"
     size = region.size
     assert size is not None
-    lines.append(f"  reads          {what + ' ' if what else ''}{span(region.unclipped)} "
+    lines.append(f"  reads          {span(region.unclipped)} "
                  f"({net.show(size)}, unclipped)")
     if region.clipped is None:
         lines.append(f"  {'in the ' + image:<15}nothing: the unit sees padding only")
     elif region.clipped != region.unclipped:
         (r0, r1), (c0, c1) = region.clipped
-        lines.append(f"  {'in the ' + image:<15}{what + ' ' if what else ''}{span(region.clipped)} "
+        lines.append(f"  {'in the ' + image:<15}{span(region.clipped)} "
                      f"({net.show((r1 - r0 + 1, c1 - c0 + 1))}, clipped; the rest is padding)")
     else:
         lines.append(f"  {'in the ' + image:<15}all of it")

@@ -425,8 +425,6 @@ def _write_plot(net: Any, unit: Any, path: str) -> None:
 
     ext = os.path.splitext(path)[1].lower()
     if ext not in Image.registered_extensions():
-        Image.init()
-    if ext not in Image.registered_extensions():
         raise ParameterError(f"--plot: unknown image type {ext or '(none)'!r} in {path}; use .png")
     if unit is None:
         unit = (net.output[0] // 2, net.output[1] // 2)

@@ -733,11 +733,17 @@ class NetworkGeometry:
         ``unit`` of the last layer depends on, unclipped: ``((r0, r1), (c0, c1))``, or
         ``None`` where it depends on none (a transposed convolution can miss a unit)."""
         self.check_unit(unit)
+        # Through convolutions and pools only the first and last position matter; a transposed
+        # convolution further back needs every position (its taps can miss some).
+        kinds = [g.layer.kind for g in self.layers]
+        members = [("convtranspose" in kinds[: i + 1]) for i in range(len(kinds))]
         sets: list[set[int]] = [{unit[0]}, {unit[1]}]
         result: list[tuple[Span, Span] | None] = []
-        for lg in [None, *reversed(self.layers)]:
-            if lg is not None:
-                sets = [_back(lg, axis, sets[axis]) for axis in range(2)]
+        for i in [None, *reversed(range(len(self.layers)))]:
+            if i is not None:
+                if not members[i]:
+                    sets = [{min(v), max(v)} if v else v for v in sets]
+                sets = [_back(self.layers[i], axis, sets[axis]) for axis in range(2)]
             rows, cols = sets
             result.append(((min(rows), max(rows)), (min(cols), max(cols))) if rows and cols else None)
         return result[::-1]
