@@ -236,21 +236,22 @@ def stacks(draw, transposed=False):
     return size, layers
 
 
-def _net_or_none(size, layers):
+def _net_and_unit(stack, data):
+    """The stack's geometry and one of its output units, or (None, None) when it has no output."""
+    size, layers = stack
     try:
-        return network_geometry(size, layers)
+        net = network_geometry(size, layers)
     except ShapeError:
-        return None
+        return None, None
+    return net, (data.draw(st.integers(0, net.output[0] - 1)), data.draw(st.integers(0, net.output[1] - 1)))
 
 
 @settings(max_examples=300, deadline=None)
 @given(stacks(), st.data())
 def test_unit_region_is_the_recurrence_and_the_dependency_set(stack, data):
-    size, layers = stack
-    net = _net_or_none(size, layers)
+    net, unit = _net_and_unit(stack, data)
     if net is None:
         return
-    unit = (data.draw(st.integers(0, net.output[0] - 1)), data.draw(st.integers(0, net.output[1] - 1)))
     region = net.unit_region(unit)
     for axis in range(2):
         reads = _reads(net.layers, unit[axis], axis)
@@ -264,11 +265,9 @@ def test_unit_region_is_the_recurrence_and_the_dependency_set(stack, data):
 @settings(max_examples=200, deadline=None)
 @given(stacks(transposed=True), st.data())
 def test_unit_region_through_transposed_layers_is_the_dependency_hull(stack, data):
-    size, layers = stack
-    net = _net_or_none(size, layers)
+    net, unit = _net_and_unit(stack, data)
     if net is None:
         return
-    unit = (data.draw(st.integers(0, net.output[0] - 1)), data.draw(st.integers(0, net.output[1] - 1)))
     region = net.unit_region(unit)
     hulls = []
     for axis in range(2):
