@@ -287,66 +287,174 @@ def _render_run(run: Any) -> str:
 
 @app.command()
 def shape(
-    in_: Annotated[str, typer.Option("--in", metavar="N|HxW", help="Input size.", show_default=False)],
-    k: Annotated[str, typer.Option("--k", "--kernel", metavar="N|HxW", help="Kernel size.", show_default=False)],
-    s: Annotated[str, typer.Option("--s", "--stride", metavar="N|HxW", help="Stride.")] = "1",
+    in_: Annotated[
+        Optional[str],
+        typer.Option("--in", metavar="N|HxW", help="Input size (N in 1-D). An --arch file may set it.",
+                     show_default=False),
+    ] = None,
+    k: Annotated[
+        Optional[str],
+        typer.Option("--k", "--kernel", metavar="K[,K...]",
+                     help="Kernel size (N or HxW); a comma list makes a stack: 3,3,3.", show_default=False),
+    ] = None,
+    s: Annotated[
+        Optional[str], typer.Option("--s", "--stride", metavar="S[,S...]", help="Stride, or a list. [default: 1]")
+    ] = None,
     p: Annotated[
-        str,
+        Optional[str],
         typer.Option(
             "--p",
             "--padding",
             metavar="PAD",
-            help="N, HxW, BEFORE,AFTER, TOP,BOTTOM,LEFT,RIGHT, or same (tf-same), valid, full.",
+            help="N, HxW, BEFORE,AFTER, TOP,BOTTOM,LEFT,RIGHT, or same (tf-same), valid, full. "
+            "With a --k list: one item per layer. [default: 0]",
         ),
-    ] = "0",
-    d: Annotated[str, typer.Option("--d", "--dilation", metavar="N|HxW", help="Dilation.")] = "1",
+    ] = None,
+    d: Annotated[
+        Optional[str], typer.Option("--d", "--dilation", metavar="D[,D...]", help="Dilation, or a list. [default: 1]")
+    ] = None,
     cin: Annotated[Optional[str], typer.Option("--cin", metavar="C", help="Input channels (for params and MACs).")] = None,
-    cout: Annotated[Optional[str], typer.Option("--cout", metavar="C", help="Output channels (default: --cin).")] = None,
-    groups: Annotated[str, typer.Option("--groups", metavar="G", help="Groups; --cin and --cout must divide by it.")] = "1",
-    no_bias: Annotated[bool, typer.Option("--no-bias", help="The layer has no bias terms.")] = False,
+    cout: Annotated[
+        Optional[str], typer.Option("--cout", metavar="C[,C...]", help="Output channels (default: --cin), or a list.")
+    ] = None,
+    groups: Annotated[
+        Optional[str], typer.Option("--groups", metavar="G", help="Groups; the channels must divide by it. [default: 1]")
+    ] = None,
+    no_bias: Annotated[bool, typer.Option("--no-bias", help="The layers have no bias terms.")] = False,
+    transposed: Annotated[
+        bool, typer.Option("--transposed", help="Transposed convolution (PyTorch's ConvTranspose2d).")
+    ] = False,
+    output_padding: Annotated[
+        Optional[str],
+        typer.Option("--output-padding", metavar="N|HxW", help="Extra rows/cols after a transposed convolution."),
+    ] = None,
+    one_d: Annotated[bool, typer.Option("--1d", help="Every layer is 1-D: sizes are single numbers.")] = False,
+    layers: Annotated[
+        Optional[str],
+        typer.Option(
+            "--layers",
+            metavar="SPEC",
+            help="A stack: 'conv k7 s2 p3 c64; maxpool k3 s2 p1; conv k3 p1'. Words: kN sN pPAD dN cN gN opN "
+            "ceil nobias; types conv, convtranspose, maxpool, avgpool.",
+        ),
+    ] = None,
+    arch: Annotated[
+        Optional[str],
+        typer.Option("--arch", metavar="FILE.toml", help="A stack from a TOML file of [[layer]] tables "
+                     "(see samples/arch/)."),
+    ] = None,
+    unit: Annotated[
+        Optional[str],
+        typer.Option("--unit", metavar="ROW,COL", help="Show the input region this unit of the last layer reads "
+                     "(0-based; N in 1-D)."),
+    ] = None,
+    plot: Annotated[
+        Optional[str],
+        typer.Option("--plot", metavar="FILE.png", help="Draw each layer's grid over the input, with the unit's "
+                     "receptive field (--unit, default the centre unit)."),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
-    """Output size, receptive field, jump, parameters and MACs of a convolution layer."""
-    from .geometry import conv_geometry, parse_count
-
-    c_in = parse_count("--cin", cin) if cin is not None else None
-    c_out = parse_count("--cout", cout) if cout is not None else None
-    if c_out is not None and c_in is None:
-        raise typer.BadParameter("needs --cin as well", param_hint="--cout")
-    g = conv_geometry(
-        in_, k, stride=s, dilation=d, padding=p,
-        channels_in=c_in, channels_out=c_out, groups=parse_count("--groups", groups), bias=not no_bias,
+    """Output size, receptive field, jump, parameters and MACs of a layer or a stack of layers."""
+    from .errors import ParameterError
+    from .geometry import (
+        layers_from_lists, network_geometry, parse_count, parse_layer_spec, parse_size, parse_unit,
     )
+
+    ndim = 1 if one_d else 2
+    given = [name for name, value in (("--k", k), ("--layers", layers), ("--arch", arch)) if value is not None]
+    if not given:
+        raise ParameterError("give the layer with --k, or a stack with --k lists, --layers or --arch")
+    if len(given) > 1:
+        raise ParameterError(f"{given[0]} and {given[1]} both give the layers; use one of them")
+    c_in = parse_count("--cin", cin) if cin is not None else None
+    size = None
+    if k is not None:
+        if cout is not None and c_in is None:
+            raise typer.BadParameter("needs --cin as well", param_hint="--cout")
+        stack = layers_from_lists(k=k, s=s, p=p, d=d, channels=cout, groups=groups, bias=not no_bias,
+                                  transposed=transposed, output_padding=output_padding, ndim=ndim)
+    else:
+        per_layer = {"--s": s, "--p": p, "--d": d, "--cout": cout, "--groups": groups,
+                     "--output-padding": output_padding, "--no-bias": no_bias or None,
+                     "--transposed": transposed or None}
+        for name, value in per_layer.items():
+            if value is not None:
+                raise ParameterError(f"{name} applies to --k; with {given[0]} give it in each layer")
+        if layers is not None:
+            stack = parse_layer_spec(layers, ndim=ndim)
+        else:
+            assert arch is not None
+            spec = _read_arch(arch, ndim)
+            stack, size = list(spec.layers), spec.input
+            c_in = c_in if c_in is not None else spec.channels_in
+    if in_ is not None:
+        size = parse_size("input size", in_, ndim=ndim)
+    if size is None:
+        raise ParameterError("--in is missing: give the input size (N or HxW)")
+    net = network_geometry(size, stack, channels_in=c_in, ndim=ndim)
+    chosen = parse_unit(unit, ndim=ndim) if unit is not None else None
+    region = None
+    if chosen is not None:
+        net.check_unit(chosen)
+        region = net.unit_region(chosen)
+    if plot is not None:
+        _write_plot(net, chosen, plot)
+
+    from . import _cli_shape as render
+
     if json_:
-        doc = g.to_dict()
-        doc.pop("name")
+        doc = net.to_dict()
+        if region is not None:
+            doc["unit"] = render.unit_dict(net, region)
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
-    sys.stdout.write(_shape_text(g))
+    if len(net.layers) == 1:
+        sys.stdout.write(render.layer_text(net))
+    else:
+        render.print_table(net, sys.stdout)
+    if region is not None:
+        sys.stdout.write(render.unit_text(net, region))
 
 
-def _shape_text(g: Any) -> str:
-    layer = g.layer
-    (t, b), (l, r) = g.padding
-    rule = f" ({layer.padding.rule})" if layer.padding.rule else ""
-    lines = [
-        f"input            {_size(g.input)}",
-        f"kernel           {_size(layer.kernel)}, stride {_size(layer.stride)}, "
-        f"dilation {_size(layer.dilation)} (effective kernel {_size(g.effective_kernel)})",
-        f"padding{rule:<10}top {t}, bottom {b}, left {l}, right {r}",
-        f"output           {_size(g.output)}",
-    ]
-    for axis, n, (pb, pa), ke, st, o in zip(
-        ("height", "width"), g.input, g.padding, g.effective_kernel, layer.stride, g.output
-    ):
-        lines.append(f"  {axis + ':':<15}floor(({n} + {pb} + {pa} - {ke}) / {st}) + 1 = {o}")
-    lines.append(f"receptive field  {_size(g.receptive_field)}")
-    lines.append(f"jump             {_size(g.jump)}")
-    if g.params is not None:
-        lines.append(f"channels         {g.channels_in} -> {g.channels_out}, groups {layer.groups}")
-        lines.append(f"params           {g.params:,}")
-        lines.append(f"MACs             {g.macs:,}")
-    return "\n".join(lines) + "\n"
+def _read_arch(path: str, ndim: int) -> Any:
+    """Read and check an architecture file; every problem is a usage error naming the file."""
+    import tomllib
+
+    from .errors import ParameterError
+    from .geometry import parse_arch
+
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise ParameterError(f"--arch: cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"--arch: {path} is not valid TOML: {exc}") from None
+    try:
+        return parse_arch(doc, ndim=ndim)
+    except ConvcliError as exc:
+        raise ParameterError(f"{path}: {exc}") from None
+
+
+def _write_plot(net: Any, unit: Any, path: str) -> None:
+    """Draw the stack with Pillow and save it; the format follows the file name."""
+    from PIL import Image
+
+    from .errors import OutputError, ParameterError
+    from .shapeplot import draw_network
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in Image.registered_extensions():
+        raise ParameterError(f"--plot: unknown image type {ext or '(none)'!r} in {path}; use .png")
+    if unit is None:
+        unit = (net.output[0] // 2, net.output[1] // 2)
+    picture = draw_network(net, unit)
+    try:
+        picture.save(path)
+    except OSError as exc:
+        raise OutputError(f"--plot: cannot write {path}: {exc.strerror or exc}") from None
+    sys.stderr.write(f"plot: {path} ({picture.width}x{picture.height})\n")
 
 
 # ----------------------------------------------------------------------------- kernels
