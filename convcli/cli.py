@@ -61,6 +61,8 @@ class _ConvcliGroup(TyperGroup):
                 **extra,
             )
             code = rv if isinstance(rv, int) else ExitCode.OK
+            if code == ExitCode.INTERRUPTED:
+                print_error("interrupted")
         except _UsageError as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":
                 sys.stderr.write(exc.format_message() + "\n")
@@ -218,14 +220,14 @@ def apply(
         threads=parse_count("--threads", threads) if threads is not None else None,
     )
     try:
-        plans = plan_outputs(inputs, filter_spec.kernels, output)
+        plans = plan_outputs(inputs, filter_spec.kernels, output, map_=filter_spec.map)
     except ConvcliError as exc:
         exc.usage = True
         raise
 
     def on_result(result: Any) -> None:
-        if result.error is not None:
-            print_error(result.error)
+        for message in result.errors:
+            print_error(message)
         if not quiet and not json_:
             sys.stderr.write("".join(_render_run(r) for r in result.runs))
 
@@ -494,4 +496,11 @@ def main(prog_name: str = "convcli") -> None:
     # stall runs 10-50x. NumPy is not imported yet, so this reaches the BLAS as it loads.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    # SIGTERM (kill, timeout) unwinds like Ctrl-C, so no temporary file is left behind
+    import signal
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     app(prog_name=prog_name)

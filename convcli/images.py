@@ -125,6 +125,9 @@ def _from_pillow(img, path: Path) -> LoadedImage:  # noqa: ANN001 - PIL.Image.Im
         img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV
     arr = np.asarray(img)
     arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
+    if mode == "I" and arr.size and arr.min() >= 0 and arr.max() <= 65535:
+        # Pillow opens 16-bit PGM/PPM (and some TIFFs) as 32-bit "I": keep them 16-bit
+        arr, bits = arr.astype(np.uint16), 16
     alpha = None
     if img.mode in ("LA", "RGBA"):
         alpha = np.ascontiguousarray(arr[..., -1])
@@ -148,13 +151,20 @@ def read_input(path: str | Path) -> LoadedImage:
         return _read_array(path)
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    import warnings
+
     try:
-        with Image.open(path) as img:
-            img.load()
-            oriented = ImageOps.exif_transpose(img)
-            if oriented is not img:
-                oriented.format = img.format
-            return _from_pillow(oriented, path)
+        with warnings.catch_warnings():
+            # large images are fine here; Pillow's hard limit still raises DecompressionBombError
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                oriented = ImageOps.exif_transpose(img)
+                if oriented is not img:
+                    oriented.format = img.format
+                return _from_pillow(oriented, path)
+    except PermissionError:
+        raise ImageReadError(f"cannot read {str(path)!r}: permission denied") from None
     except UnidentifiedImageError:
         raise ImageReadError(
             f"cannot read {str(path)!r}: not an image format Pillow recognises (or not an image)"
@@ -200,7 +210,11 @@ def encode_image(data: np.ndarray, alpha: np.ndarray | None, fmt: str) -> bytes:
     """Encode pixels (uint8 or 16-bit gray) in ``fmt``; returns the file's bytes."""
     img = _to_pillow(data, alpha)
     buf = io.BytesIO()
-    img.save(buf, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+    try:
+        img.save(buf, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+    except (ValueError, OverflowError, OSError) as exc:
+        h, w = data.shape[:2]
+        raise OutputError(f"{fmt} cannot hold this {w}x{h} result ({exc}); write PNG, TIFF or .npy") from None
     return buf.getvalue()
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from .engine import Border, correlate, plan, plan_geometry
-from .errors import ConvcliError, ParameterError
+from .errors import ConvcliError, ParameterError, ShapeError
 from .files import atomic_write, same_file
 from .geometry import Pair, PaddingSpec
-from .images import ARRAY_SUFFIXES, IMAGE_FORMATS, LoadedImage, format_for, read_input, write_image, write_npy
+from .images import ARRAY_SUFFIXES, IMAGE_FORMATS, LoadedImage, encode_image, format_for, read_input, write_npy
 from .kernels import Kernel
 from .output import MAP_NAMES, auto_map, map_values
 from .report import FileResult, KernelRun
@@ -80,9 +80,15 @@ def _default_suffix(path: Path) -> str:
     return ".npy" if path.suffix.lower() in ARRAY_SUFFIXES else ".png"
 
 
-def plan_outputs(inputs: Iterable[Path], kernels: tuple[Kernel, ...], output: str | None) -> list[OutputPlan]:
-    """Decide every output path, refusing collisions and overwriting inputs (ParameterError)."""
+def plan_outputs(
+    inputs: Iterable[Path], kernels: tuple[Kernel, ...], output: str | None, *, map_: str = "auto"
+) -> list[OutputPlan]:
+    """Decide every output path before any work, refusing (ParameterError) collisions, outputs
+    that would overwrite an input (images, arrays or kernel files), and outputs that cannot
+    hold what was asked for."""
     inputs = [Path(p) for p in inputs]
+    protected = inputs + [Path(k.source) for k in kernels if k.source not in ("inline", "built-in")
+                          and not k.source.endswith(".toml")]
     names = [k.name for k in kernels]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
@@ -93,6 +99,11 @@ def plan_outputs(inputs: Iterable[Path], kernels: tuple[Kernel, ...], output: st
         if output.strip() == "-":
             raise ParameterError("-o -: writing to standard output is not supported yet; give a file or a folder")
         out = Path(output)
+        if out.exists() and not out.is_dir() and not out.suffix:
+            raise ParameterError(
+                f"-o {output!r} is an existing file without a suffix; give a folder or a file name "
+                "such as out.png"
+            )
         if output.endswith(("/", os.sep)) or out.is_dir() or not out.suffix:
             folder = out
         else:
@@ -116,18 +127,23 @@ def plan_outputs(inputs: Iterable[Path], kernels: tuple[Kernel, ...], output: st
     seen: dict[str, Path] = {}
     for plan in plans:
         for out in plan.outputs:
-            key = os.path.normcase(os.path.abspath(out))
+            key = os.path.normcase(os.path.realpath(out))
             if key in seen:
                 raise ParameterError(
                     f"{str(plan.input)!r} and {str(seen[key])!r} would both write {str(out)!r}; "
                     "send them to different folders"
                 )
             seen[key] = plan.input
-            for other in inputs:
+            for other in protected:
                 if same_file(out, other):
                     raise ParameterError(
                         f"output {str(out)!r} is an input file; convcli never overwrites its inputs"
                     )
+            if map_ == "raw" and format_for(out) != "NPY":
+                raise ParameterError(
+                    f"--map raw keeps float values, which {out.suffix or 'this output'} cannot hold; "
+                    "write .npy or choose another map"
+                )
     return plans
 
 
@@ -187,6 +203,11 @@ def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: P
     )
     t1 = time.perf_counter()
     stats = (float(values.min()), float(values.max()), float(values.mean()))
+    if not all(np.isfinite(stats)):
+        raise ShapeError(
+            f"kernel {kernel.name!r}: the result overflows {values.dtype} (values beyond "
+            f"{np.finfo(values.dtype).max:.3g}); scale the kernel down"
+        )
     if fmt == "NPY":
         if spec.map not in ("auto", "raw"):
             notes.append(f"--map {spec.map} ignored: .npy output holds the raw float32 values")
@@ -200,8 +221,6 @@ def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: P
 
     else:
         how = spec.map if spec.map != "auto" else auto_map(kernel.weights, kernel.map)
-        if how == "raw":
-            raise ParameterError(f"--map raw keeps float values, which {fmt} cannot hold; write .npy")
         bits = _output_bits(image, fmt)
         if image.bits == 16 and bits == 8:
             notes.append(f"16-bit input written as 8-bit: {fmt} output here holds 8 bits per channel")
@@ -222,8 +241,10 @@ def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: P
                 notes.append(f"alpha dropped: {fmt} output cannot hold it here")
         out_shape = mapped.data.shape if alpha is None else (*mapped.data.shape[:2], image.channels + 1)
 
+        encoded = encode_image(mapped.data, alpha, fmt)  # before the temporary file exists
+
         def write(fh):  # noqa: ANN001, ANN202
-            write_image(fh, mapped.data, alpha, fmt)
+            fh.write(encoded)
 
     atomic_write(output, write)
     t2 = time.perf_counter()
@@ -255,24 +276,40 @@ def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: P
 
 
 def process_file(plan: OutputPlan, spec: FilterSpec) -> FileResult:
-    """Read one input and apply every kernel; a failure is returned, not raised."""
+    """Read one input and apply every kernel; failures are returned, not raised.
+
+    A kernel that fails (its geometry does not fit this input, say) does not stop the
+    others: each failure is one message naming the input and the kernel.
+    """
     runs: list[KernelRun] = []
+    errors: list[str] = []
     try:
         t0 = time.perf_counter()
         image = read_input(plan.input)
         read_s = time.perf_counter() - t0
-        for kernel, out in zip(spec.kernels, plan.outputs):
-            run_ = apply_kernel(image, kernel, spec, out)
-            run_.seconds["read"] = read_s
-            runs.append(run_)
     except ConvcliError as exc:
-        message = str(exc)
-        if str(plan.input) not in message:
-            message = f"{plan.input}: {message}"
-        return FileResult(str(plan.input), tuple(runs), error=message)
-    except MemoryError:
-        return FileResult(str(plan.input), tuple(runs), error="out of memory while filtering")
-    return FileResult(str(plan.input), tuple(runs))
+        return FileResult(str(plan.input), (), errors=(_located(plan.input, None, exc),))
+    for kernel, out in zip(spec.kernels, plan.outputs):
+        try:
+            run_ = apply_kernel(image, kernel, spec, out)
+        except ConvcliError as exc:
+            errors.append(_located(plan.input, kernel.name if len(spec.kernels) > 1 else None, exc))
+            continue
+        except MemoryError:
+            errors.append(f"{plan.input}: out of memory while filtering with {kernel.name!r}")
+            continue
+        run_.seconds["read"] = read_s
+        runs.append(run_)
+    return FileResult(str(plan.input), tuple(runs), errors=tuple(errors))
+
+
+def _located(path: Path, kernel: str | None, exc: Exception) -> str:
+    message = str(exc)
+    if kernel is not None and kernel not in message:
+        message = f"kernel {kernel!r}: {message}"
+    if str(path) not in message:
+        message = f"{path}: {message}"
+    return message
 
 
 def run(

@@ -83,16 +83,23 @@ class FileResult:
 
     input: str
     runs: tuple[KernelRun, ...] = ()
-    error: str | None = None
+    #: one message per failure (reading the input, or one kernel)
+    errors: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return not self.errors
+
+    @property
+    def error(self) -> str | None:
+        """The first failure, if any."""
+        return self.errors[0] if self.errors else None
 
     def to_dict(self) -> dict:
         return {
             "input": self.input,
             "status": "ok" if self.ok else "failed",
             "error": self.error,
+            "errors": list(self.errors),
             "runs": [r.to_dict() for r in self.runs],
         }
