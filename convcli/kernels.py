@@ -756,6 +756,8 @@ def resolve_spec(
             f"kernel: unknown parametric kernel {head.strip()!r}{hint}; the parametric kernels are "
             f"{', '.join(kernelgen.GENERATORS)}, e.g. gaussian:sigma=2"
         )
+    if text.lower() in kernelgen.GENERATORS:
+        return kernelgen.generate(text.lower(), "", max_side=max_side)
     if _NUMERIC_SPEC.match(text) or re.search(r"\d", text) and re.search(r"[;\s,]", text):
         return Kernel(
             name="custom",
