@@ -409,7 +409,9 @@ def kernel_file_bytes(kernel: Kernel, suffix: str) -> tuple[bytes, tuple[str, ..
         head = f"{w} {h} {_num(float(divisor))} {_num(kernel.offset)}\n"
         return (head + "".join(" ".join(_num(v) for v in row) + "\n" for row in rows)).encode(), tuple(notes)
     if suffix == ".toml":
-        lines = [f"[kernels.{_toml_name(kernel.name)}]"]
+        name = _toml_name(kernel.name)
+        key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)  # TOML bare keys
+        lines = [f"[kernels.{key}]"]
         lines.append(f"description = {json.dumps(kernel.description or 'saved by convcli')}")
         lines.append("matrix = [")
         lines += [f"  [{', '.join(_num(v) for v in row)}]," for row in kernel.matrix]

@@ -315,6 +315,7 @@ def parse_params(gen: Generator, args: str) -> dict[str, object]:
     names = [p.name for p in gen.params]
     by_name = {p.name: p for p in gen.params}
     values: dict[str, object] = {}
+    texts: dict[str, str] = {}
     keyword_seen = False
     items = [a for a in args.split(",")]
     if len(items) == 1 and not items[0].strip():
@@ -336,8 +337,10 @@ def parse_params(gen: Generator, args: str) -> dict[str, object]:
             if pos >= len(names):
                 raise KernelError(f"{gen.name}: too many values in {args!r}; it takes {', '.join(names)}")
             key, text = names[pos], item
-        if key in values:
+        if key in texts:
             raise KernelError(f"{gen.name}: {key} is given twice")
+        texts[key] = text
+    for key, text in texts.items():
         values[key] = _value(gen.name, by_name[key], text)
     for p in gen.params:
         if p.required and p.name not in values:
