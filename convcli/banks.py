@@ -31,6 +31,8 @@ import numpy as np
 from .errors import KernelError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; kernels.py imports this module
+    from .engine import Border
+    from .geometry import PaddingLike, PairLike
     from .kernels import Kernel
 
 __all__ = ["Bank", "COMBINE_MODES", "apply_bank", "combine_maps"]
@@ -166,10 +168,10 @@ def apply_bank(
     image: np.ndarray,
     bank: Bank,
     *,
-    stride=1,  # noqa: ANN001 - the engine's PairLike
-    padding="same",  # noqa: ANN001 - the engine's PaddingLike
-    dilation=1,  # noqa: ANN001
-    border="reflect",  # noqa: ANN001
+    stride: PairLike = 1,
+    padding: PaddingLike = "same",
+    dilation: PairLike = 1,
+    border: str | Border = "reflect",
     convolve: bool = False,
 ) -> np.ndarray:
     """Correlate ``image`` with every member of ``bank`` and combine the maps.

@@ -38,7 +38,16 @@ import numpy as np
 
 from .banks import Bank
 from .errors import KernelError
-from .kernels import MAX_KERNEL_SIDE, Kernel, Registry, check_matrix, load_registry, parse_matrix, parse_number
+from .kernels import (
+    MAX_KERNEL_SIDE,
+    Kernel,
+    Registry,
+    check_matrix,
+    format_number,
+    load_registry,
+    parse_matrix,
+    parse_number,
+)
 
 __all__ = [
     "SAVE_SUFFIXES",
@@ -62,12 +71,6 @@ _IM = re.compile(
 )
 
 
-def _num(v: float) -> str:
-    """Shortest text that reads back as the same float; integers without a point."""
-    v = float(v)
-    if v.is_integer() and abs(v) < 2**53:
-        return str(int(v))
-    return repr(v)
 
 
 # ----------------------------------------------------------------------------- ImageMagick
@@ -188,7 +191,7 @@ def imagemagick_string(weights: np.ndarray) -> str:
     '3x3: -1,0,1 -2,0,2 -1,0,1'
     """
     w = np.asarray(weights, dtype=np.float64)
-    rows = " ".join(",".join(_num(v) for v in row) for row in w)
+    rows = " ".join(",".join(format_number(v) for v in row) for row in w)
     return f"{w.shape[1]}x{w.shape[0]}: {rows}"
 
 
@@ -214,7 +217,7 @@ def parse_vips_mat(
             f"{where}: the first line must be the vips header WIDTH HEIGHT [SCALE [OFFSET]], got {lines[0]!r}"
         )
     size = []
-    for label, tok in zip(("width", "height"), head[:2]):
+    for label, tok in zip(("width", "height"), head[:2], strict=True):
         if not re.fullmatch(r"\d+", tok) or int(tok) < 1:
             raise KernelError(f"{where}: the header's {label} {tok!r} must be a whole number of at least 1")
         size.append(int(tok))
@@ -384,7 +387,7 @@ def kernel_file_bytes(kernel: Kernel, suffix: str) -> tuple[bytes, tuple[str, ..
     suffix = suffix.lower()
     notes: list[str] = []
     if kernel.offset and suffix in (".txt", ".csv", ".npy"):
-        notes.append(f"offset {_num(kernel.offset)} not saved: {suffix} files hold only the matrix")
+        notes.append(f"offset {format_number(kernel.offset)} not saved: {suffix} files hold only the matrix")
     weights = kernel.weights
     if suffix == ".npy":
         buf = io.BytesIO()
@@ -392,10 +395,10 @@ def kernel_file_bytes(kernel: Kernel, suffix: str) -> tuple[bytes, tuple[str, ..
         return buf.getvalue(), tuple(notes)
     if suffix == ".txt":
         head = f"# {kernel.name}: {kernel.description}\n" if kernel.description else ""
-        body = "".join(" ".join(_num(v) for v in row) + "\n" for row in weights)
+        body = "".join(" ".join(format_number(v) for v in row) + "\n" for row in weights)
         return (head + body).encode(), tuple(notes)
     if suffix == ".csv":
-        return "".join(",".join(_num(v) for v in row) + "\n" for row in weights).encode(), tuple(notes)
+        return "".join(",".join(format_number(v) for v in row) + "\n" for row in weights).encode(), tuple(notes)
     if suffix == ".mat":
         try:
             scale = Fraction(kernel.scale_text)
@@ -406,20 +409,20 @@ def kernel_file_bytes(kernel: Kernel, suffix: str) -> tuple[bytes, tuple[str, ..
         else:
             divisor, rows = Fraction(1), weights
         h, w = rows.shape
-        head = f"{w} {h} {_num(float(divisor))} {_num(kernel.offset)}\n"
-        return (head + "".join(" ".join(_num(v) for v in row) + "\n" for row in rows)).encode(), tuple(notes)
+        head = f"{w} {h} {format_number(float(divisor))} {format_number(kernel.offset)}\n"
+        return (head + "".join(" ".join(format_number(v) for v in row) + "\n" for row in rows)).encode(), tuple(notes)
     if suffix == ".toml":
         name = _toml_name(kernel.name)
         key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)  # TOML bare keys
         lines = [f"[kernels.{key}]"]
         lines.append(f"description = {json.dumps(kernel.description or 'saved by convcli')}")
         lines.append("matrix = [")
-        lines += [f"  [{', '.join(_num(v) for v in row)}]," for row in kernel.matrix]
+        lines += [f"  [{', '.join(format_number(v) for v in row)}]," for row in kernel.matrix]
         lines.append("]")
         if kernel.scale_text != "1":
             lines.append(f"scale = {json.dumps(kernel.scale_text)}")
         if kernel.offset:
-            lines.append(f"offset = {_num(kernel.offset)}")
+            lines.append(f"offset = {format_number(kernel.offset)}")
         if kernel.map:
             lines.append(f"map = {json.dumps(kernel.map)}")
         if kernel.tags:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import KernelError
-from .kernels import MAX_KERNEL_SIDE, Kernel, parse_number
+from .kernels import MAX_KERNEL_SIDE, Kernel, format_number, parse_number
 
 __all__ = [
     "GENERATORS",
@@ -59,9 +59,6 @@ __all__ = [
 ]
 
 
-def _num(v: float) -> str:
-    v = float(v)
-    return str(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)
 
 
 def default_size(sigma: float) -> int:
@@ -151,7 +148,7 @@ def motion_kernel(length: int, angle: float = 0.0) -> np.ndarray:
     rx, ry = math.ceil(float(np.max(np.abs(xs)))), math.ceil(float(np.max(np.abs(ys))))
     k = np.zeros((2 * ry + 1, 2 * rx + 1))
     w = 1.0 / length
-    for x, y in zip(xs.tolist(), ys.tolist()):
+    for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
         c0, r0 = math.floor(x), math.floor(y)
         fx, fy = x - c0, y - r0
         for dr, wr in ((0, 1.0 - fy), (1, fy)):
@@ -353,7 +350,7 @@ def _canonical(gen: Generator, values: dict[str, object]) -> str:
     for p in gen.params:
         if p.name in values:
             v = values[p.name]
-            text = "x".join(str(s) for s in dict.fromkeys(v)) if isinstance(v, tuple) else _num(v)  # type: ignore[arg-type]
+            text = "x".join(str(s) for s in dict.fromkeys(v)) if isinstance(v, tuple) else format_number(v)  # type: ignore[arg-type]
             parts.append(f"{p.name}={text}")
     return f"{gen.name}:{','.join(parts)}" if parts else gen.name
 
@@ -391,7 +388,7 @@ def generate(name: str, args: str = "", *, max_side: int = MAX_KERNEL_SIDE) -> K
         sigma = number("sigma")
         n = size_for(sigma)
         matrix = gaussian_kernel(sigma, n)
-        description = f"Gaussian, sigma {_num(sigma)}: {n}x{n} samples of exp(-r^2/(2 sigma^2)), normalised to sum 1"
+        description = f"Gaussian, sigma {format_number(sigma)}: {n}x{n} samples of exp(-r^2/(2 sigma^2)), normalised to sum 1"
     elif name == "box":
         h, w = values.get("size", (3, 3))  # type: ignore[misc]
         check_side(max(h, w), "give a smaller size")
@@ -403,7 +400,7 @@ def generate(name: str, args: str = "", *, max_side: int = MAX_KERNEL_SIDE) -> K
         n = size_for(sigma)
         matrix = log_kernel(sigma, n)
         description = (
-            f"Laplacian of Gaussian, sigma {_num(sigma)}, {n}x{n}: negated so that bright blobs are positive, "
+            f"Laplacian of Gaussian, sigma {format_number(sigma)}, {n}x{n}: negated so that bright blobs are positive, "
             "shifted to sum 0"
         )
     elif name == "dog":
@@ -412,13 +409,13 @@ def generate(name: str, args: str = "", *, max_side: int = MAX_KERNEL_SIDE) -> K
             raise KernelError(f"{spec}: sigma1 and sigma2 are equal, so the difference is 0 everywhere")
         n = size_for(max(a, b))
         matrix = dog_kernel(a, b, n)
-        description = f"Difference of Gaussians, sigma {_num(a)} minus sigma {_num(b)}, {n}x{n}: sums to 0"
+        description = f"Difference of Gaussians, sigma {format_number(a)} minus sigma {format_number(b)}, {n}x{n}: sums to 0"
     elif name == "motion":
         length, angle = int(number("length")), number("angle")
         check_side(length, "give a shorter length")
         matrix = motion_kernel(length, angle)
         description = (
-            f"Motion blur: {length} samples one pixel apart on a line at {_num(angle)} degrees "
+            f"Motion blur: {length} samples one pixel apart on a line at {format_number(angle)} degrees "
             "counter-clockwise from rightwards, sums to 1"
         )
     else:  # unsharp
@@ -426,8 +423,8 @@ def generate(name: str, args: str = "", *, max_side: int = MAX_KERNEL_SIDE) -> K
         n = size_for(sigma)
         matrix = unsharp_kernel(sigma, amount, n)
         description = (
-            f"Unsharp mask: {_num(1 + amount)} x the pixel minus {_num(amount)} x its Gaussian blur "
-            f"(sigma {_num(sigma)}), {n}x{n}, sums to 1"
+            f"Unsharp mask: {format_number(1 + amount)} x the pixel minus {format_number(amount)} x its Gaussian blur "
+            f"(sigma {format_number(sigma)}), {n}x{n}, sums to 1"
         )
     return Kernel(
         name=spec.replace(":", "-", 1),

@@ -43,7 +43,7 @@ def colour(value: float, span: float) -> tuple[int, int, int]:
     t = 0.0 if span <= 0 else max(-1.0, min(1.0, value / span))
     end = POSITIVE if t >= 0 else NEGATIVE
     a = abs(t)
-    return tuple(int(round(z + (e - z) * a)) for z, e in zip(ZERO, end))  # type: ignore[return-value]
+    return tuple(int(round(z + (e - z) * a)) for z, e in zip(ZERO, end, strict=True))  # type: ignore[return-value]
 
 
 def _font(size: int):  # noqa: ANN202 - a Pillow font
@@ -145,7 +145,7 @@ def plot(item: Kernel | Bank | KernelInfo | BankInfo, *, convolve: bool = False)
 
     x = margin
     grid_top = margin + heading + (22 if len(panels) > 1 else 0)
-    for p, (w, _) in zip(panels, sizes):
+    for p, (w, _) in zip(panels, sizes, strict=True):
         if len(panels) > 1:
             draw.text((x, margin + heading), p.kernel.name, fill=_INK, font=title_font)
         _draw_panel(draw, x, grid_top, p, cell, span, font)

@@ -48,6 +48,7 @@ __all__ = [
     "adjust",
     "builtin_registry",
     "check_matrix",
+    "format_number",
     "load_registry",
     "load_registry_files",
     "matrix_rank",
@@ -90,6 +91,18 @@ def parse_number(text: str, *, what: str = "entry") -> float:
         reason = "divides by zero" if re.fullmatch(r".*/\s*[+-]?0+", t) else "is not a number"
         raise KernelError(f"{what} {t!r} {reason} (use numbers such as 2, -0.5 or 1/16)") from None
     return float(value)
+
+
+def format_number(v: float) -> str:
+    """The shortest text that reads back as the same float; whole numbers without a point.
+
+    >>> format_number(2.0), format_number(-0.0), format_number(0.1), format_number(1e20)
+    ('2', '0', '0.1', '1e+20')
+    """
+    v = float(v)
+    if v.is_integer() and abs(v) < 2**53:
+        return str(int(v))
+    return repr(v)
 
 
 def _too_large(where: str, shape: tuple[int, ...], max_side: int) -> KernelError:

@@ -285,7 +285,7 @@ def process_file(plan: OutputPlan, spec: FilterSpec) -> FileResult:
         t0 = time.perf_counter()
         image = read_input(plan.input)
         read_s = time.perf_counter() - t0
-        for kernel, out in zip(plan.filters or spec.kernels, plan.outputs):
+        for kernel, out in zip(plan.filters or spec.kernels, plan.outputs, strict=True):
             run_ = apply_kernel(image, kernel, spec, out)
             run_.seconds["read"] = read_s
             runs.append(run_)

@@ -6,6 +6,9 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from convcli.engine import correlate, correlate1d
 from convcli.errors import KernelError
@@ -233,3 +236,23 @@ def test_text_files_keep_rows_and_fractions(tmp_path):
                                   builtin_registry().get("gaussian-blur").weights)
     (tmp_path / "k.csv").write_text("1;2;3\n4\t5\t6\n")                      # ; and tab separated CSV
     np.testing.assert_array_equal(resolve_kernel(f"@{tmp_path / 'k.csv'}").weights, [[1, 2, 3], [4, 5, 6]])
+
+
+# --- any finite matrix survives every format -------------------------------------------------------
+
+matrices = st.tuples(st.integers(1, 5), st.integers(1, 5)).flatmap(
+    lambda shape: arrays(np.float64, shape, elements=st.floats(allow_nan=False, allow_infinity=False, width=64))
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(matrices)
+def test_any_finite_matrix_round_trips_through_every_format(tmp_path_factory, m):
+    from convcli.kernels import Kernel
+
+    folder = tmp_path_factory.mktemp("rt")
+    kernel = Kernel("k", m, description="random")
+    for suffix in SAVE_SUFFIXES:
+        (folder / f"k{suffix}").write_bytes(kernel_file_bytes(kernel, suffix)[0])
+        np.testing.assert_array_equal(read_kernel_file(str(folder / f"k{suffix}")).weights, m)
+    np.testing.assert_array_equal(kernel_from_imagemagick(imagemagick_string(m)).weights, m)
