@@ -444,7 +444,11 @@ def kernels_list(
     ] = None,
     kernels_file: KernelsOption = None,
 ) -> None:
-    """List the kernels (name, size, sum, separable, tags, description), the banks and the parametric kernels."""
+    """List the kernels, banks and parametric kernels.
+
+    Kernels are shown with their size, sum, whether they are separable (rank 1), tags and
+    description; banks with their members and combine mode; parametric kernels with their syntax.
+    """
     from .kernelgen import GENERATORS
 
     registry = _registry(kernels_file, max_side=1 << 30)
@@ -544,7 +548,11 @@ def kernels_show(
     kernels_file: KernelsOption = None,
     max_kernel_size: MaxSizeOption = 1025,
 ) -> None:
-    """Show a kernel as apply uses it: effective matrix, sum, rank and 1-D factors, output range."""
+    """Show one kernel exactly as apply uses it.
+
+    The effective matrix (times its scale, rotated under --convolve), its sum, whether it is
+    normalised or zero-sum, its rank and 1-D factors, and the output range for 8- and 16-bit input.
+    """
     from pathlib import Path
 
     from .files import atomic_write
