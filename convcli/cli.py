@@ -41,6 +41,13 @@ def print_error(message: str) -> None:
     sys.stderr.flush()
 
 
+def print_note(message: str) -> None:
+    """One line on stderr: ``convcli: note: ...``."""
+    label = "\x1b[1;33mnote:\x1b[0m" if _use_color(sys.stderr) else "note:"
+    sys.stderr.write(f"convcli: {label} {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
 class _ConvcliGroup(TyperGroup):
     """Typer group whose errors are single lines on stderr with our exit codes."""
 
@@ -97,7 +104,7 @@ app = typer.Typer(
 )
 kernels_app = typer.Typer(
     cls=_ConvcliGroup,
-    help="List the built-in kernels.",
+    help="List the kernels, banks and parametric kernels, or show one in detail.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -121,6 +128,82 @@ def _root(
     """convcli: image convolution from the command line."""
 
 
+# ----------------------------------------------------------------------------- kernel options
+
+KernelsOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--kernels",
+        metavar="FILE",
+        help="A kernel registry (TOML, the schema of kernels.toml) merged over the built-in one; "
+        "its entries win over built-in ones of the same name. Repeat for several. "
+        "Default: the files listed in CONVCLI_KERNELS.",
+        show_default=False,
+    ),
+]
+MaxSizeOption = Annotated[
+    int,
+    typer.Option("--max-kernel-size", metavar="N", min=1, help="Largest kernel side accepted."),
+]
+
+
+def _registry(files: Optional[list[str]], *, max_side: int, quiet: bool = False) -> Any:
+    """The built-in registry with --kernels FILE (or CONVCLI_KERNELS) merged over it."""
+    from .errors import KernelError
+    from .kernels import builtin_registry, load_registry_files
+
+    paths = list(files or [])
+    from_env = not paths
+    if from_env:
+        paths = [p for p in os.environ.get("CONVCLI_KERNELS", "").split(os.pathsep) if p.strip()]
+    if not paths:
+        return builtin_registry()
+    try:
+        registry = load_registry_files(paths, max_side=max_side)
+    except KernelError as exc:
+        if from_env:
+            raise KernelError(f"CONVCLI_KERNELS: {exc}") from None
+        raise
+    if not quiet:
+        for note in registry.notes:
+            print_note(note)
+    return registry
+
+
+def _resolve_all(
+    specs: list[str],
+    *,
+    kernels_file: Optional[list[str]],
+    max_side: int,
+    scale: Optional[str] = None,
+    offset: Optional[str] = None,
+    normalize: bool = False,
+    quiet: bool = False,
+) -> list[Any]:
+    """Resolve -k specs into kernels and banks, apply --normalize/--scale/--offset, print their notes."""
+    from .errors import KernelError
+    from .kernels import Kernel, adjust, parse_number, resolve_spec
+
+    if scale is not None and parse_number(scale, what="--scale") == 0:
+        raise KernelError("--scale 0 would make every output 0; give a non-zero scale such as 1/16")
+    shift = parse_number(offset, what="--offset") if offset is not None else 0.0
+    registry = _registry(kernels_file, max_side=max_side, quiet=quiet)
+    items: list[Any] = []
+    for spec in specs:
+        item = resolve_spec(spec, registry, max_side=max_side)
+        item = adjust(item, scale=scale, offset=shift, normalize=normalize)
+        inline = sum(isinstance(k, Kernel) and k.source == "inline" for k in items) + 1
+        if isinstance(item, Kernel) and item.source == "inline" and inline > 1:
+            item = dataclasses.replace(item, name=f"custom{inline}")
+        if not quiet:
+            members = item.kernels if not isinstance(item, Kernel) else (item,)
+            for member in members:
+                for note in member.notes:
+                    print_note(f"{member.name}: {note}")
+        items.append(item)
+    return items
+
+
 # ----------------------------------------------------------------------------- apply
 
 
@@ -140,8 +223,11 @@ def apply(
             "-k",
             "--kernel",
             metavar="SPEC",
-            help="A kernel name (sobel-x, gaussian-blur, ...), an inline matrix such as "
-            "'1 0 -1; 2 0 -2; 1 0 -1', or @FILE (.npy, .txt, .csv). Repeat for several.",
+            help="A kernel name (sobel-x, gaussian-blur, ...), a bank (sobel, sobel:max, "
+            "sobel:stack), a parametric kernel (gaussian:sigma=2, box:7, log:sigma=1.4, "
+            "motion:length=9,angle=30, ...), an inline matrix such as '1 0 -1; 2 0 -2; 1 0 -1', "
+            "an ImageMagick kernel string ('3x3: 1,0,-1 2,0,-2 1,0,-1') or a file "
+            "(@FILE or FILE.txt/.csv/.npy/.toml/.mat). Repeat for several.",
             show_default=False,
         ),
     ],
@@ -191,6 +277,24 @@ def apply(
     threads: Annotated[
         Optional[str], typer.Option(metavar="N", help="Worker threads for the engine. Default: all cores.")
     ] = None,
+    scale: Annotated[
+        Optional[str],
+        typer.Option(metavar="S", help="Multiply every kernel's weights by S (2, 0.5, 1/16).", show_default=False),
+    ] = None,
+    offset: Annotated[
+        Optional[str],
+        typer.Option(metavar="V", help="Add V to every output value (after filtering).", show_default=False),
+    ] = None,
+    normalize: Annotated[
+        bool,
+        typer.Option(
+            "--normalize",
+            help="Divide each kernel by the sum of its weights, so that it sums to 1 "
+            "(before --scale); a kernel that sums to 0 is an error.",
+        ),
+    ] = False,
+    kernels_file: KernelsOption = None,
+    max_kernel_size: MaxSizeOption = 1025,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No report; errors only.")] = False,
 ) -> None:
@@ -198,16 +302,17 @@ def apply(
     from .engine import Border
     from .engine import ENGINES
     from .geometry import PaddingSpec, parse_count, parse_pair
-    from .kernels import resolve_kernel
     from .pipeline import FilterSpec, plan_outputs, run
 
-    kernels = []
-    for spec in kernel:
-        kern = resolve_kernel(spec)
-        inline = sum(k.source == "inline" for k in kernels) + 1
-        if kern.source == "inline" and inline > 1:
-            kern = dataclasses.replace(kern, name=f"custom{inline}")
-        kernels.append(kern)
+    kernels = _resolve_all(
+        kernel,
+        kernels_file=kernels_file,
+        max_side=max_kernel_size,
+        scale=scale,
+        offset=offset,
+        normalize=normalize,
+        quiet=quiet,
+    )
     filter_spec = FilterSpec(
         kernels=tuple(kernels),
         stride=parse_pair("stride", stride),
@@ -464,30 +569,261 @@ def _write_plot(net: Any, unit: Any, path: str) -> None:
 
 @kernels_app.command("list")
 def kernels_list(
-    json_: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print a JSON list of kernels, banks and parametric kernels.")] = False,
+    tag: Annotated[
+        Optional[str], typer.Option("--tag", metavar="TAG", help="Only entries with this tag (edge, blur, ...).")
+    ] = None,
+    kernels_file: KernelsOption = None,
 ) -> None:
-    """List the built-in kernels: name, size, sum, output map, tags, description."""
-    from .kernels import builtin_registry
+    """List the kernels, banks and parametric kernels.
 
-    registry = builtin_registry()
+    Kernels are shown with their size, sum, whether they are separable (rank 1), tags and
+    description; banks with their members and combine mode; parametric kernels with their syntax.
+    """
+    from .kernelgen import GENERATORS
+
+    registry = _registry(kernels_file, max_side=1 << 30)
+    want = tag.strip().lower() if tag else None
+    kernels = [k for k in registry.kernels.values() if want is None or want in k.tags]
+    banks = [b for b in registry.banks.values() if want is None or want in b.tags]
+    gens = [g for g in GENERATORS.values() if want is None or want in g.tags]
     if json_:
-        sys.stdout.write(json.dumps([k.to_dict() for k in registry.kernels.values()], indent=2) + "\n")
+        doc = [k.to_dict() for k in kernels] + [b.to_dict() for b in banks]
+        doc += [
+            {
+                "kind": "parametric",
+                "name": g.name,
+                "syntax": g.syntax(),
+                "parameters": [p.name for p in g.params],
+                "example": g.example,
+                "description": g.summary,
+                "tags": list(g.tags),
+            }
+            for g in gens
+        ]
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
-    rows = [("name", "size", "sum", "map", "tags", "description")]
-    for kern in registry.kernels.values():
-        also = f" (also: {', '.join(kern.aliases)})" if kern.aliases else ""
-        rows.append((
-            kern.name,
-            _size(kern.shape),
-            f"{float(kern.weights.sum()):.4g}",
-            kern.map or "auto",
-            ",".join(kern.tags),
-            kern.description + also,
-        ))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row[:5], widths)]
-        sys.stdout.write("  ".join([*cells, row[5]]) + "\n")
+    if not (kernels or banks or gens):
+        raise typer.BadParameter(f"no kernel has the tag {tag!r}", param_hint="--tag")
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .kernels import matrix_rank
+
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 250)
+    tables = []
+    if kernels:
+        table = Table(title="Kernels", title_justify="left", show_edge=False, pad_edge=False)
+        for col in ("name", "size", "sum", "separable", "tags", "description"):
+            table.add_column(col, no_wrap=col in ("name", "size"), overflow="fold")
+        for k in kernels:
+            also = f" (also: {', '.join(k.aliases)})" if k.aliases else ""
+            where = f" [from {k.source}]" if k.source not in ("built-in",) else ""
+            table.add_row(
+                Text(k.name),
+                _size(k.shape),
+                "0" if k.zero_sum else f"{k.total:.4g}",
+                "yes" if matrix_rank(k.weights) == 1 else "no",
+                Text(",".join(k.tags)),
+                Text(k.description + also + where),
+            )
+        tables.append(table)
+    if banks:
+        table = Table(title="Banks (-k NAME, or NAME:max, NAME:sum, NAME:stack)", title_justify="left",
+                      show_edge=False, pad_edge=False)
+        for col in ("name", "size", "combine", "kernels", "tags", "description"):
+            table.add_column(col, no_wrap=col in ("name", "size"), overflow="fold")
+        for b in banks:
+            table.add_row(Text(b.name), _size(b.shape), b.combine, Text(", ".join(b.member_names)),
+                          Text(",".join(b.tags)), Text(b.description))
+        tables.append(table)
+    if gens:
+        table = Table(title="Parametric kernels", title_justify="left", show_edge=False, pad_edge=False)
+        for col in ("syntax", "example", "description"):
+            table.add_column(col, overflow="fold")
+        for g in gens:
+            table.add_row(Text(g.syntax()), Text(g.example), Text(g.summary))
+        tables.append(table)
+    with console.capture() as captured:
+        for i, table in enumerate(tables):
+            if i:
+                console.print()
+            console.print(table)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+@kernels_app.command("show", context_settings={"ignore_unknown_options": True})
+def kernels_show(
+    spec: Annotated[
+        str,
+        typer.Argument(metavar="SPEC", help="Anything -k accepts: a name, bank, parametric kernel, matrix or file.",
+                       show_default=False),
+    ],
+    convolve: Annotated[
+        bool, typer.Option("--convolve", help="Show the kernel as apply --convolve uses it: rotated 180 degrees.")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print a JSON object; its matrix is what apply correlates with.")] = False,
+    plot: Annotated[
+        Optional[str],
+        typer.Option("--plot", metavar="IMAGE", help="Also draw the kernel as a heat map (PNG, ...).", show_default=False),
+    ] = None,
+    save: Annotated[
+        Optional[str],
+        typer.Option("--save", metavar="FILE", help="Also write the effective kernel as .txt, .csv, .npy, .toml or .mat.",
+                     show_default=False),
+    ] = None,
+    scale: Annotated[Optional[str], typer.Option(metavar="S", help="As apply --scale.", show_default=False)] = None,
+    offset: Annotated[Optional[str], typer.Option(metavar="V", help="As apply --offset.", show_default=False)] = None,
+    normalize: Annotated[bool, typer.Option("--normalize", help="As apply --normalize.")] = False,
+    kernels_file: KernelsOption = None,
+    max_kernel_size: MaxSizeOption = 1025,
+) -> None:
+    """Show one kernel exactly as apply uses it.
+
+    The effective matrix (times its scale, rotated under --convolve), its sum, whether it is
+    normalised or zero-sum, its rank and 1-D factors, and the output range for 8- and 16-bit input.
+    """
+    from pathlib import Path
+
+    from .files import atomic_write
+    from .kernelinfo import BankInfo, describe
+
+    item = _resolve_all(
+        [spec], kernels_file=kernels_file, max_side=max_kernel_size, scale=scale, offset=offset,
+        normalize=normalize,
+    )[0]
+    info = describe(item, convolve=convolve)
+    writes = []
+    if plot is not None:
+        from .images import IMAGE_FORMATS
+
+        target = Path(plot)
+        suffix = target.suffix.lower()
+        if suffix not in IMAGE_FORMATS:
+            raise typer.BadParameter(
+                f"{plot!r}: give an image file name such as kernel.png ({', '.join(IMAGE_FORMATS)})",
+                param_hint="--plot",
+            )
+        from .kernelplot import plot as draw
+
+        picture = draw(info)
+        atomic_write(target, lambda fh: picture.save(fh, format=IMAGE_FORMATS[suffix][0]))
+        writes.append(f"wrote {plot} ({picture.size[0]}x{picture.size[1]} heat map)")
+    if save is not None:
+        from .kernelfiles import SAVE_SUFFIXES, kernel_file_bytes
+
+        target = Path(save)
+        if isinstance(info, BankInfo):
+            raise typer.BadParameter(
+                f"{item.name!r} is a bank of {len(item.kernels)} kernels; save its kernels one by one",
+                param_hint="--save",
+            )
+        if target.suffix.lower() not in SAVE_SUFFIXES:
+            raise typer.BadParameter(f"{save!r}: use one of {', '.join(SAVE_SUFFIXES)}", param_hint="--save")
+        data, notes = kernel_file_bytes(item.flipped() if convolve else item, target.suffix)
+        atomic_write(target, lambda fh: fh.write(data))
+        writes.append(f"wrote {save}")
+        for note in notes:
+            print_note(note)
+    if json_:
+        sys.stdout.write(json.dumps(info.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(_show_text(info))
+    for line in writes:
+        sys.stderr.write(line + "\n")
+
+
+def _num(v: float) -> str:
+    v = float(v)
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.6g}"
+
+
+def _matrix_lines(m: Any, indent: str) -> list[str]:
+    """Right-aligned columns; very large matrices show their corners."""
+    rows, cols = m.shape
+    keep_r = list(range(rows)) if rows <= 31 else [*range(5), -1, *range(rows - 5, rows)]
+    keep_c = list(range(cols)) if cols <= 31 else [*range(5), -1, *range(cols - 5, cols)]
+    cells = [["..." if r < 0 or c < 0 else _num(m[r, c]) for c in keep_c] for r in keep_r]
+    width = max(len(x) for row in cells for x in row)
+    return [indent + "  ".join(x.rjust(width) for x in row) for row in cells]
+
+
+def _show_kernel_lines(info: Any, indent: str = "  ") -> list[str]:
+    k = info.kernel
+    pad = indent + " " * 12
+    shown = k.spec not in (k.name, f"@{k.source}")
+    lines = [f"{indent}{'source':<11} {k.source}" + (f"  (spec {k.spec})" if shown else "")]
+    if k.aliases:
+        lines.append(f"{indent}{'aliases':<11} {', '.join(k.aliases)}")
+    if info.convolve:
+        lines.append(f"{indent}{'operation':<11} convolve: the kernel is rotated 180 degrees, then correlated")
+    else:
+        lines.append(f"{indent}{'operation':<11} correlate: each patch is multiplied by the weights as shown")
+    if k.scale_text != "1":
+        written = k.matrix[::-1, ::-1] if info.convolve else k.matrix
+        lines.append(f"{indent}{'matrix':<11} as written, times {k.scale_text}:")
+        lines += _matrix_lines(written, pad)
+    lines.append(f"{indent}{'weights':<11} what apply multiplies each patch with:")
+    lines += _matrix_lines(info.matrix, pad)
+    ar, ac = info.anchor
+    lines.append(f"{indent}{'anchor':<11} row {ar}, column {ac} (the tap over the output pixel)")
+    if info.zero_sum:
+        total = "0: zero-sum, so flat areas give 0 (an edge or derivative kernel); --normalize refuses it"
+    elif info.normalized:
+        total = "1: normalised, so flat areas keep their value"
+    else:
+        total = f"{_num(info.total)}: flat areas are multiplied by {_num(info.total)}"
+    lines.append(f"{indent}{'sum':<11} {total}")
+    if info.factors is not None:
+        col, row = info.factors
+        vec = lambda v: "[" + " ".join(_num(x) for x in v) + "]"  # noqa: E731
+        lines.append(f"{indent}{'rank':<11} 1, separable: column {vec(col)} times row {vec(row)}")
+    else:
+        lines.append(f"{indent}{'rank':<11} {info.rank}, not separable")
+    if k.offset:
+        lines.append(f"{indent}{'offset':<11} {_num(k.offset)} added to every output value")
+    lo8, hi8 = info.response[8]
+    lo16, hi16 = info.response[16]
+    lines.append(f"{indent}{'response':<11} 8-bit input: {_num(lo8)} .. {_num(hi8)};  "
+                 f"16-bit input: {_num(lo16)} .. {_num(hi16)}")
+    lines.append(f"{indent}{'map':<11} {info.map} for image output (--map changes it)")
+    if k.tags:
+        lines.append(f"{indent}{'tags':<11} {', '.join(k.tags)}")
+    lines.append(f"{indent}{'imagemagick':<11} -morphology Correlate '{info.imagemagick}'")
+    lines += [f"{indent}{'note':<11} {n}" for n in k.notes]
+    return lines
+
+
+def _show_text(info: Any) -> str:
+    from .kernelinfo import BankInfo
+
+    if not isinstance(info, BankInfo):
+        k = info.kernel
+        head = f"{k.name}  {_size(k.shape)}  {k.description}".rstrip()
+        return "\n".join([head, *_show_kernel_lines(info)]) + "\n"
+    b = info.bank
+    lines = [f"{b.name}  bank of {len(b.kernels)} kernels, {_size(b.shape)}  {b.description}".rstrip()]
+    lines.append(f"  {'combine':<11} {b.summary()}")
+    if b.offset:
+        lines.append(f"  {'offset':<11} {_num(b.offset)} added after combining")
+    if info.response is not None:
+        lo8, hi8 = info.response[8]
+        lo16, hi16 = info.response[16]
+        lines.append(f"  {'response':<11} 8-bit input: {_num(lo8)} .. {_num(hi8)} at most;  "
+                     f"16-bit input: {_num(lo16)} .. {_num(hi16)} at most")
+    else:
+        lines.append(f"  {'response':<11} each map keeps its own range (below); .npy holds them as (H, W[, C], K)")
+    lines.append(f"  {'map':<11} {info.map} for image output (--map changes it)")
+    if b.tags:
+        lines.append(f"  {'tags':<11} {', '.join(b.tags)}")
+    for m in info.members:
+        lines.append("")
+        lines.append(f"  {m.kernel.name}  {_size(m.kernel.shape)}  {m.kernel.description}".rstrip())
+        lines += _show_kernel_lines(m, indent="    ")
+    return "\n".join(lines) + "\n"
 
 
 def main(prog_name: str = "convcli") -> None:

@@ -2,7 +2,8 @@
 
 Output naming (decided before any file is read, so that mistakes cost nothing):
 
-* no output given: ``{stem}.{kernel}{ext}`` beside each input;
+* no output given: ``{stem}.{kernel}{ext}`` beside each input (a bank is named
+  like a kernel: ``{stem}.sobel.png``);
 * an existing folder, a path ending in ``/``, or a path without a suffix:
   ``{folder}/{stem}.{kernel}{ext}`` (the folder is created if needed);
 * a file path (``out.png``, ``edges.npy``): exactly that file, which needs
@@ -10,6 +11,11 @@ Output naming (decided before any file is read, so that mistakes cost nothing):
 
 ``ext`` is ``.png`` for image inputs and ``.npy`` for array inputs. An existing
 output is replaced (atomically); an input is never written to.
+
+A bank whose combine mode is ``stack`` keeps every member's map: written to
+``.npy`` that is one ``(H, W, K)`` array (``(H, W, C, K)`` for ``C`` channels);
+written to an image format it is one image per member, named after the member
+(``{stem}.sobel-x.png``, ``{stem}.sobel-y.png``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .banks import Bank, apply_bank
 from .engine import Border, correlate, plan, plan_geometry
 from .errors import ConvcliError, ParameterError, ShapeError
 from .files import atomic_write, same_file
@@ -38,7 +45,8 @@ __all__ = ["FilterSpec", "OutputPlan", "plan_outputs", "process_file", "run"]
 class FilterSpec:
     """How to filter: the kernels and the geometry, shared by every input."""
 
-    kernels: tuple[Kernel, ...]
+    #: kernels and banks, in the order their outputs are written
+    kernels: tuple[Kernel | Bank, ...]
     stride: Pair = (1, 1)
     padding: PaddingSpec = field(default_factory=lambda: PaddingSpec(rule="same"))
     dilation: Pair = (1, 1)
@@ -59,7 +67,8 @@ class FilterSpec:
             from .engine import separable_rank_limit
 
             limit = separable_rank_limit()
-            for k in self.kernels:
+            members = [m for k in self.kernels for m in (k.kernels if isinstance(k, Bank) else (k,))]
+            for k in members:
                 rank = int(np.linalg.matrix_rank(k.weights))
                 if rank > limit:
                     raise ParameterError(
@@ -70,29 +79,51 @@ class FilterSpec:
 
 @dataclass(frozen=True)
 class OutputPlan:
-    """Where each input's results go: one path per kernel, in kernel order."""
+    """Where each input's results go: one path per filter (kernel or bank), in order.
+
+    ``filters[i]`` is written to ``outputs[i]``; a stacked bank written to
+    images appears as its members, one output each.
+    """
 
     input: Path
     outputs: tuple[Path, ...]
+    filters: tuple[Kernel | Bank, ...] = ()
 
 
 def _default_suffix(path: Path) -> str:
     return ".npy" if path.suffix.lower() in ARRAY_SUFFIXES else ".png"
 
 
+def _jobs(kernels: tuple[Kernel | Bank, ...], suffix: str) -> list[Kernel | Bank]:
+    """The filters as written: a stacked bank becomes its members unless the output is .npy."""
+    jobs: list[Kernel | Bank] = []
+    for item in kernels:
+        if isinstance(item, Bank) and item.combine == "stack" and suffix.lower() != ".npy":
+            jobs.extend(item.kernels)
+        else:
+            jobs.append(item)
+    return jobs
+
+
+def _kernel_files(kernels: tuple[Kernel | Bank, ...]) -> list[Path]:
+    """Files the kernels were read from: inputs too, never to be overwritten."""
+    found = []
+    for item in kernels:
+        for k in item.kernels if isinstance(item, Bank) else (item,):
+            source = k.source.split("#", 1)[0]
+            if source not in ("inline", "built-in", "generated") and Path(source).is_file():
+                found.append(Path(source))
+    return found
+
+
 def plan_outputs(
-    inputs: Iterable[Path], kernels: tuple[Kernel, ...], output: str | None, *, map_: str = "auto"
+    inputs: Iterable[Path], kernels: tuple[Kernel | Bank, ...], output: str | None, *, map_: str = "auto"
 ) -> list[OutputPlan]:
     """Decide every output path before any work, refusing (ParameterError) collisions, outputs
     that would overwrite an input (images, arrays or kernel files), and outputs that cannot
     hold what was asked for."""
     inputs = [Path(p) for p in inputs]
-    protected = inputs + [Path(k.source) for k in kernels if k.source not in ("inline", "built-in")
-                          and not k.source.endswith(".toml")]
-    names = [k.name for k in kernels]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise ParameterError(f"kernel {dup!r} is given twice; each kernel's output is named after it")
+    protected = inputs + _kernel_files(tuple(kernels))
     folder: Path | None = None
     single: Path | None = None
     if output is not None:
@@ -108,22 +139,32 @@ def plan_outputs(
             folder = out
         else:
             format_for(out)  # unknown suffix -> OutputError, raised as usage below
-            if len(inputs) * len(kernels) != 1:
-                raise ParameterError(
-                    f"-o {output!r} names one file, but this run writes {len(inputs) * len(kernels)} "
-                    f"outputs ({len(inputs)} input(s) x {len(kernels)} kernel(s)); give a folder "
-                    "instead, such as -o out/"
-                )
             single = out
     plans: list[OutputPlan] = []
     for path in inputs:
+        suffix = single.suffix if single is not None else _default_suffix(path)
+        jobs = _jobs(tuple(kernels), suffix)
+        names = [k.name for k in jobs]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ParameterError(
+                f"kernel {dup!r} is given twice (or also comes from a stacked bank); "
+                "each kernel's output is named after it"
+            )
         if single is not None:
+            if len(inputs) * len(jobs) != 1:
+                stacked = any(isinstance(k, Bank) and k.combine == "stack" for k in kernels)
+                hint = "; a stacked bank fits in one .npy file" if stacked else ""
+                raise ParameterError(
+                    f"-o {output!r} names one file, but this run writes {len(inputs) * len(jobs)} "
+                    f"outputs ({len(inputs)} input(s) x {len(jobs)} kernel(s)); give a folder "
+                    f"instead, such as -o out/{hint}"
+                )
             outs: tuple[Path, ...] = (single,)
         else:
             base = folder if folder is not None else path.parent
-            suffix = _default_suffix(path)
             outs = tuple(base / f"{path.stem}.{name}{suffix}" for name in names)
-        plans.append(OutputPlan(path, outs))
+        plans.append(OutputPlan(path, outs, tuple(jobs)))
     seen: dict[str, Path] = {}
     for plan in plans:
         for out in plan.outputs:
@@ -169,35 +210,47 @@ def _sample_alpha(alpha: np.ndarray, kernel_shape: tuple[int, int], spec: Filter
     return sampled.astype(alpha.dtype)
 
 
-def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: Path) -> KernelRun:
-    """Filter ``image`` with ``kernel`` and write the result to ``output``."""
+def apply_kernel(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec, output: Path) -> KernelRun:
+    """Filter ``image`` with ``kernel`` (or a bank) and write the result to ``output``."""
     fmt = format_for(output)
     notes: list[str] = []
     t0 = time.perf_counter()
-    chosen = plan(
-        image.data.shape,
-        kernel.weights,
-        stride=spec.stride,
-        padding=spec.padding,
-        dilation=spec.dilation,
-        convolve=spec.convolve,
-        engine=spec.engine,
-        threads=spec.threads,
-        dtype=image.data.dtype,
-    )
-    values = correlate(
-        image.data,
-        kernel.weights,
-        stride=spec.stride,
-        padding=spec.padding,
-        dilation=spec.dilation,
-        border=spec.border,
-        convolve=spec.convolve,
-        engine=chosen.path,
-        threads=chosen.threads,
-    )
-    if kernel.offset:
-        values += values.dtype.type(kernel.offset)
+    options = {
+        "stride": spec.stride,
+        "padding": spec.padding,
+        "dilation": spec.dilation,
+        "border": spec.border,
+        "convolve": spec.convolve,
+    }
+    if isinstance(kernel, Bank):
+        if kernel.combine == "stack" and fmt != "NPY":
+            raise ParameterError(f"bank {kernel.name!r}: stacked maps go to .npy, or one image per member")
+        values = apply_bank(image.data, kernel, **options, engine=spec.engine, threads=spec.threads)
+        notes.append(
+            f"bank {kernel.name}: {kernel.summary()}; the MACs above are per kernel "
+            f"({len(kernel.kernels)} kernels)"
+        )
+        if kernel.combine == "stack":
+            notes.append(f"stacked maps on the last axis, in this order: {', '.join(kernel.member_names)}")
+        scale_text = _bank_scale(kernel)
+        engine_text = f"per member kernel ({spec.engine})"
+    else:
+        chosen = plan(
+            image.data.shape,
+            kernel.weights,
+            stride=spec.stride,
+            padding=spec.padding,
+            dilation=spec.dilation,
+            convolve=spec.convolve,
+            engine=spec.engine,
+            threads=spec.threads,
+            dtype=image.data.dtype,
+        )
+        values = correlate(image.data, kernel.weights, **options, engine=chosen.path, threads=chosen.threads)
+        if kernel.offset:
+            values += values.dtype.type(kernel.offset)
+        scale_text = kernel.scale_text
+        engine_text = chosen.describe()
     geometry = plan_geometry(
         image.data.shape, kernel.shape, stride=spec.stride, padding=spec.padding, dilation=spec.dilation
     )
@@ -220,7 +273,10 @@ def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: P
             write_npy(fh, values)
 
     else:
-        how = spec.map if spec.map != "auto" else auto_map(kernel.weights, kernel.map)
+        if isinstance(kernel, Bank):
+            how = spec.map if spec.map != "auto" else (kernel.map or "clip")
+        else:
+            how = spec.map if spec.map != "auto" else auto_map(kernel.weights, kernel.map)
         bits = _output_bits(image, fmt)
         if image.bits == 16 and bits == 8:
             notes.append(f"16-bit input written as 8-bit: {fmt} output here holds 8 bits per channel")
@@ -255,11 +311,11 @@ def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: P
         input_bits=image.bits,
         kernel=kernel.name,
         kernel_shape=kernel.shape,
-        kernel_scale=kernel.scale_text,
+        kernel_scale=scale_text,
         kernel_offset=kernel.offset,
         border=str(spec.border),
         convolve=spec.convolve,
-        engine=chosen.describe(),
+        engine=engine_text,
         geometry=geometry,
         output=str(output),
         output_shape=tuple(out_shape),
@@ -273,6 +329,11 @@ def apply_kernel(image: LoadedImage, kernel: Kernel, spec: FilterSpec, output: P
         notes=tuple(notes),
         seconds={"filter": t1 - t0, "write": t2 - t1},
     )
+
+
+def _bank_scale(bank: Bank) -> str:
+    scales = {k.scale_text for k in bank.kernels}
+    return scales.pop() if len(scales) == 1 else "(per kernel)"
 
 
 def process_file(plan: OutputPlan, spec: FilterSpec) -> FileResult:
@@ -289,11 +350,12 @@ def process_file(plan: OutputPlan, spec: FilterSpec) -> FileResult:
         read_s = time.perf_counter() - t0
     except ConvcliError as exc:
         return FileResult(str(plan.input), (), errors=(_located(plan.input, None, exc),))
-    for kernel, out in zip(spec.kernels, plan.outputs):
+    filters = plan.filters or spec.kernels
+    for kernel, out in zip(filters, plan.outputs, strict=True):
         try:
             run_ = apply_kernel(image, kernel, spec, out)
         except ConvcliError as exc:
-            errors.append(_located(plan.input, kernel.name if len(spec.kernels) > 1 else None, exc))
+            errors.append(_located(plan.input, kernel.name if len(filters) > 1 else None, exc))
             continue
         except MemoryError:
             errors.append(f"{plan.input}: out of memory while filtering with {kernel.name!r}")

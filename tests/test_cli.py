@@ -314,8 +314,13 @@ def test_version_and_help(cli):
 
 def test_kernels_list_json(cli):
     code, out, _ = cli("kernels", "list", "--json")
-    names = {k["name"] for k in json.loads(out)}
-    assert code == 0 and names == set(builtin_registry().kernels)
+    doc = json.loads(out)
+    kernels = {k["name"] for k in doc if k["kind"] == "kernel"}
+    banks = {k["name"] for k in doc if k["kind"] == "bank"}
+    assert code == 0 and kernels == set(builtin_registry().kernels)
+    assert banks == set(builtin_registry().banks)
+    assert {k["name"] for k in doc if k["kind"] == "parametric"} == {"gaussian", "box", "log", "dog", "motion",
+                                                                    "unsharp"}
     code, out, _ = cli("kernels", "list")
     assert code == 0 and "sobel-x" in out
 
