@@ -223,5 +223,14 @@ def write_image(fh: BinaryIO, data: np.ndarray, alpha: np.ndarray | None, fmt: s
     fh.write(encode_image(data, alpha, fmt))
 
 
+def npy_dtype(data: np.ndarray) -> np.dtype:
+    """float32, unless the values do not fit in it (then float64)."""
+    limit = float(np.finfo(np.float32).max)
+    if data.dtype == np.float64 and data.size and float(np.max(np.abs(data))) > limit:
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
 def write_npy(fh: BinaryIO, data: np.ndarray) -> None:
-    np.save(fh, np.asarray(data, dtype=np.float32), allow_pickle=False)
+    """The raw map as float32 (float64 when its values exceed float32's range)."""
+    np.save(fh, np.asarray(data, dtype=npy_dtype(data)), allow_pickle=False)

@@ -86,11 +86,15 @@ def parse_number(text: str, *, what: str = "entry") -> float:
     if low in ("nan", "inf", "infinity"):
         raise KernelError(f"{what} {t!r}: NaN and infinite values are not allowed")
     try:
-        value = Fraction(t)
+        value = float(Fraction(t))
     except (ValueError, ZeroDivisionError):
         reason = "divides by zero" if re.fullmatch(r".*/\s*[+-]?0+", t) else "is not a number"
         raise KernelError(f"{what} {t!r} {reason} (use numbers such as 2, -0.5 or 1/16)") from None
-    return float(value)
+    except OverflowError:
+        raise KernelError(f"{what} {t!r} is too large for a floating-point number") from None
+    if not math.isfinite(value):
+        raise KernelError(f"{what} {t!r} is too large for a floating-point number")
+    return value
 
 
 def format_number(v: float) -> str:
@@ -193,6 +197,11 @@ def parse_matrix(text: str, *, where: str = "kernel", max_side: int | None = MAX
         inner = re.findall(r"\[([^\[\]]*)\]", body)
         if not inner:
             raise KernelError(f"{where}: unbalanced brackets in {text!r}")
+        outside = re.sub(r"\[[^\[\]]*\]", "", body)
+        if re.search(r"[^\[\],\s]", outside):
+            raise KernelError(
+                f"{where}: {text!r} has numbers outside the row brackets; write [[row 1], [row 2], ...]"
+            )
         row_texts = inner
     else:
         row_texts = [r for r in re.split(r"[;\n]", body)]
@@ -201,6 +210,8 @@ def parse_matrix(text: str, *, where: str = "kernel", max_side: int | None = MAX
             row_texts = row_texts[:-1]
     rows: list[list[float]] = []
     for i, row in enumerate(row_texts, start=1):
+        if re.search(r",\s*,|^\s*,", row):
+            raise KernelError(f"{where}: row {i} has an empty entry (a comma with no number) in {text!r}")
         cells = [c for c in re.split(r"[,\s]+", row.strip()) if c]
         if not cells:
             if len(row_texts) == 1:
@@ -771,7 +782,10 @@ def resolve_spec(
         )
     if text.lower() in kernelgen.GENERATORS:
         return kernelgen.generate(text.lower(), "", max_side=max_side)
-    if _NUMERIC_SPEC.match(text) or re.search(r"\d", text) and re.search(r"[;\s,]", text):
+    words = re.sub(r"(?i)nan|inf(inity)?|\d[eE]", "", text)
+    if _NUMERIC_SPEC.match(text) or (
+        re.search(r"\d", text) and re.search(r"[;\s,]", text) and not re.search(r"[A-Za-z]{2,}", words)
+    ):
         return Kernel(
             name="custom",
             matrix=parse_matrix(text, max_side=max_side),

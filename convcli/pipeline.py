@@ -33,7 +33,7 @@ from .engine import Border, correlate, plan, plan_geometry
 from .errors import ConvcliError, ParameterError, ShapeError
 from .files import atomic_write, same_file
 from .geometry import Pair, PaddingSpec
-from .images import ARRAY_SUFFIXES, IMAGE_FORMATS, LoadedImage, encode_image, format_for, read_input, write_npy
+from .images import ARRAY_SUFFIXES, IMAGE_FORMATS, LoadedImage, encode_image, format_for, npy_dtype, read_input, write_npy
 from .kernels import Kernel
 from .output import MAP_NAMES, auto_map, map_values
 from .report import FileResult, KernelRun
@@ -188,6 +188,28 @@ def plan_outputs(
     return plans
 
 
+def _available_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 2**40
+
+
+def _check_memory(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec) -> None:
+    """Refuse, before allocating, a result that cannot fit in memory (huge padding or dilation)."""
+    shape = kernel.kernels[0].shape if isinstance(kernel, Bank) else kernel.shape
+    g = plan_geometry(image.data.shape, shape, stride=spec.stride, padding=spec.padding, dilation=spec.dilation)
+    count = len(kernel.kernels) if isinstance(kernel, Bank) else 1
+    # the float map (per bank member), its mapped copy, and the encoded file
+    need = g.output[0] * g.output[1] * image.channels * (8 * count + 10)
+    free = _available_memory()
+    if need > free:
+        raise ShapeError(
+            f"the {g.output[0]}x{g.output[1]} result would need about {need / 2**30:.1f} GiB, "
+            f"but {free / 2**30:.1f} GiB is free; reduce the padding or dilation"
+        )
+
+
 def _output_bits(image: LoadedImage, fmt: str) -> int:
     holds_16 = next((v[1] for v in IMAGE_FORMATS.values() if v[0] == fmt), False)
     if image.bits == 16 and holds_16 and image.channels == 1:
@@ -214,6 +236,7 @@ def apply_kernel(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec, ou
     """Filter ``image`` with ``kernel`` (or a bank) and write the result to ``output``."""
     fmt = format_for(output)
     notes: list[str] = []
+    _check_memory(image, kernel, spec)
     t0 = time.perf_counter()
     options = {
         "stride": spec.stride,
@@ -267,6 +290,8 @@ def apply_kernel(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec, ou
         if image.alpha is not None:
             notes.append("alpha not written: .npy output holds the filtered channels only")
         how, clipped, bits = "raw", 0, None
+        if npy_dtype(values) == np.float64:
+            notes.append("written as float64: the values exceed float32's range")
         out_shape = values.shape
 
         def write(fh):  # noqa: ANN001, ANN202

@@ -410,3 +410,24 @@ def test_running_sums_stay_accurate_on_wide_16bit_rows(rng):
     image = rng.integers(0, 65536, size=(3, 20000)).astype(np.uint16)
     kernel = np.ones((1, 31)) / 31
     assert_close(correlate(image, kernel, engine="separable"), ndi_correlate_same(image, kernel, "reflect"), rel=1e-6)
+
+
+
+@pytest.mark.parametrize("path", ["direct", "gemm", "fft", "separable"])
+@pytest.mark.parametrize("size", [31, 63])
+def test_large_kernels_stay_within_float32_rounding(photos, path, size):
+    image = photos["astronaut.png"][:96, :128]
+    rng = np.random.default_rng(size)
+    if path == "separable":
+        kernel = np.outer(rng.random(size), rng.random(size))
+    else:
+        kernel = rng.random((size, size))
+    kernel /= kernel.sum()
+    for border in ("reflect", "zero"):
+        assert_close(correlate(image, kernel, border=border, engine=path), ndi_correlate_same(image, kernel, border))
+
+
+def test_a_large_box_by_running_sums_agrees_with_ndimage(photos):
+    image = photos["astronaut.png"]
+    kernel = np.ones((101, 101)) / 101**2
+    assert_close(correlate(image, kernel), ndi_correlate_same(image, kernel, "reflect"))

@@ -93,11 +93,17 @@ def test_exif_orientation_is_applied(tmp_path, rgb):
     path = _save(tmp_path, img, "o.jpg", exif=exif, quality=100)
     got = read_input(path)
     assert got.data.shape == (9, 7, 3)
+    # orientation 6: the stored image is shown rotated 90 degrees clockwise (JPEG: approximately)
+    stored = np.asarray(Image.open(path)).astype(int)
+    np.testing.assert_array_equal(got.data, np.rot90(stored, k=-1))
 
 
 def test_cmyk_is_converted_to_rgb(tmp_path, rgb):
-    got = read_input(_save(tmp_path, Image.fromarray(rgb).convert("CMYK"), "c.jpg"))
+    path = _save(tmp_path, Image.fromarray(rgb).convert("CMYK"), "c.jpg")
+    got = read_input(path)
     assert got.data.shape == (7, 9, 3) and got.mode == "CMYK"
+    with Image.open(path) as img:
+        np.testing.assert_array_equal(got.data, np.asarray(img.convert("RGB")))
 
 
 def test_arrays(tmp_path, rng):

@@ -16,11 +16,12 @@ Conventions
 
 from __future__ import annotations
 
+import os
 from typing import Union
 
 import numpy as np
 
-from ..errors import KernelError, ParameterError
+from ..errors import KernelError, ParameterError, ShapeError
 from ..geometry import (
     ConvLayer,
     LayerGeometry,
@@ -183,13 +184,43 @@ def correlate(
         k = k[::-1, ::-1]
     geometry = plan_geometry(x.shape, k.shape, stride=stride, padding=padding, dilation=dilation)
     border = Border.parse(border)
-    dtype = float_dtype(x.dtype)
+    dtype = _working_dtype(x, k)
     x3 = x if x.ndim == 3 else x[:, :, np.newaxis]
     ho, wo = geometry.output
+    _check_size(ho, wo, x3.shape[2], dtype)
     out = np.empty((ho, wo, x3.shape[2]), dtype=dtype)
     chosen = _choose(k, geometry, x3.shape[2], engine, threads, dtype)
-    run_plan(x3, k, chosen, out, geometry.padding, geometry.layer.stride, geometry.layer.dilation, border)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow shows as inf; callers check
+        run_plan(x3, k, chosen, out, geometry.padding, geometry.layer.stride, geometry.layer.dilation, border)
     return out if x.ndim == 3 else out[:, :, 0]
+
+
+def _working_dtype(x: np.ndarray, k: np.ndarray) -> np.dtype:
+    """:func:`float_dtype`, widened to float64 when float32 could overflow for these weights."""
+    dtype = float_dtype(x.dtype)
+    if dtype != np.float32:
+        return dtype
+    bound = float(np.abs(k).sum())
+    if bound * 65535.0 < 1e37:
+        return dtype
+    if x.dtype.kind in "ui":
+        peak = float(max(abs(np.iinfo(x.dtype).min), np.iinfo(x.dtype).max))
+    else:
+        peak = float(np.max(np.abs(x))) if x.size else 0.0
+    return np.dtype(np.float64) if bound * peak > 1e37 else dtype
+
+
+def _check_size(rows: int, cols: int, channels: int, dtype: np.dtype) -> None:
+    need = rows * cols * channels * dtype.itemsize
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        total = 2**40
+    if need > total:
+        raise ShapeError(
+            f"the output would be {rows}x{cols}x{channels} ({need / 2**30:.1f} GiB), more than this "
+            f"machine's memory ({total / 2**30:.1f} GiB); reduce the padding or dilation"
+        )
 
 
 def _choose(
