@@ -479,6 +479,8 @@ def shape(
     if k is not None:
         if cout is not None and c_in is None:
             raise typer.BadParameter("needs --cin as well", param_hint="--cout")
+        if groups is not None and c_in is None:
+            raise typer.BadParameter("needs --cin as well (groups split the input channels)", param_hint="--groups")
         stack = layers_from_lists(k=k, s=s, p=p, d=d, channels=cout, groups=groups, bias=not no_bias,
                                   transposed=transposed, output_padding=output_padding, ndim=ndim)
     else:

@@ -97,6 +97,7 @@ def test_shape_same_padding_at_stride_2(cli):
         (["--in", "4", "--k", "0"], "kernel size must be at least 1"),
         (["--in", "8", "--k", "3", "--cin", "3", "--cout", "4", "--groups", "2"], "groups=2 must divide"),
         (["--in", "8", "--k", "3", "--cout", "4"], "needs --cin"),
+        (["--in", "8", "--k", "3", "--groups", "2"], "needs --cin"),
     ],
 )
 def test_shape_usage_errors(cli, args, message):
