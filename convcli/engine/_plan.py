@@ -122,13 +122,31 @@ class Plan:
         }
 
 
+def _group_ops(weights: np.ndarray) -> float:
+    """Whole-array operations that ``_paths.accumulate`` performs for these taps."""
+    nz = weights[weights != 0]
+    if nz.size == 0:
+        return 1.0
+    sizes: dict[float, int] = {}
+    for v in nz:
+        sizes[abs(float(v))] = sizes.get(abs(float(v)), 0) + 1
+    ops = 0.0
+    for i, (w, m) in enumerate(sorted(sizes.items(), key=lambda g: (g[0] != 1.0, -g[1]))):
+        adds = max(m - 1, 0)
+        if i == 0:
+            ops += adds + (0 if (w == 1.0 and m > 1) else 1)  # into the output, scaled if needed
+        else:
+            ops += adds + (1 if w == 1.0 and m == 1 else 2)  # scale, then add to the output
+    return ops
+
+
 def _pass_ops(taps: np.ndarray, dilation: int) -> float:
-    """Array operations of one 1-D pass: adds plus multiplies, or about 10 for a long box
-    (float64 running sums along an axis cost several plain passes)."""
+    """Array operations of one 1-D pass, or about 10 for a long box (float64 running sums
+    along an axis cost several plain passes)."""
     nz = taps[taps != 0]
     if dilation == 1 and len(nz) == len(taps) >= 6 and np.all(nz == nz[0]):
         return 10.0
-    return float(len(nz) + len({abs(v) for v in nz}))
+    return _group_ops(taps)
 
 
 def estimate(
@@ -147,7 +165,7 @@ def estimate(
     n_out = ho * wo * channels
     # every path pads and converts about (rows_in x cols_in) input samples per band
     fill = _FILL_NS * ho * sh * cols_in * channels
-    ops_direct = info.nonzero + info.groups  # adds, plus one multiply per weight magnitude
+    ops_direct = _group_ops(info.weights)
     # strided views read memory sparsely: about three times the cost per element
     strided = 3.0 if sw > 1 else 1.0
     est = {"direct": (fill + _ELEMENT_NS * n_out * ops_direct * strided) / 1e6}
@@ -158,7 +176,8 @@ def estimate(
             r_ops = _pass_ops(row, dilation[1])
             # the vertical pass runs over every input column, the horizontal one only on outputs
             per += c_ops * (cols_in / max(wo, 1)) + r_ops + (1 if per else 0)
-        est["separable"] = (fill + _ELEMENT_NS * n_out * per) / 1e6
+        # interior bands read the image directly: no padding copy
+        est["separable"] = (_ELEMENT_NS * n_out * per) / 1e6
     n_band = 16
     rows_in = (n_band - 1) * sh + keh
     flops = kw * rows_in * sw / n_band  # per output sample: GEMM work incl. Toeplitz zeros
