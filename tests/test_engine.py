@@ -393,7 +393,7 @@ def test_uint8_input_is_converted_per_band_not_up_front(photos):
 
 @pytest.mark.parametrize("shape", [(6, 6), (7, 1), (1, 9), (31, 31), (6, 13)])
 @pytest.mark.parametrize("border", BORDERS)
-def test_box_kernels_by_running_sums(rng, shape, border):
+def test_box_kernels_by_doubling_sums(rng, shape, border):
     from convcli.engine import plan
 
     image = (rng.random((45, 52, 3)) * 255).astype(np.float32)
@@ -406,7 +406,7 @@ def test_box_kernels_by_running_sums(rng, shape, border):
     assert_close(correlate(image, kernel, border=border, engine="separable"), ndi_correlate_same(image, kernel, border))
 
 
-def test_running_sums_stay_accurate_on_wide_16bit_rows(rng):
+def test_box_sums_stay_accurate_on_wide_16bit_rows(rng):
     image = rng.integers(0, 65536, size=(3, 20000)).astype(np.uint16)
     kernel = np.ones((1, 31)) / 31
     assert_close(correlate(image, kernel, engine="separable"), ndi_correlate_same(image, kernel, "reflect"), rel=1e-6)
@@ -427,7 +427,7 @@ def test_large_kernels_stay_within_float32_rounding(photos, path, size):
         assert_close(correlate(image, kernel, border=border, engine=path), ndi_correlate_same(image, kernel, border))
 
 
-def test_a_large_box_by_running_sums_agrees_with_ndimage(photos):
+def test_a_large_box_by_doubling_agrees_with_ndimage(photos):
     image = photos["astronaut.png"]
     kernel = np.ones((101, 101)) / 101**2
     assert_close(correlate(image, kernel), ndi_correlate_same(image, kernel, "reflect"))

@@ -83,7 +83,7 @@ def direct_band(buf, out, groups: Groups, stride, dilation, tmp) -> None:  # noq
     accumulate(out, view, groups, tmp)
 
 
-#: equal taps from this many on are summed by running sums (cost independent of the length)
+#: equal taps from this many on are summed by doubling (cost grows with log2 of the length)
 BOX_MIN_TAPS = 6
 
 
@@ -100,31 +100,50 @@ def box_length(groups: Groups) -> int:
     return k
 
 
-def box_pass(src, dst, axis: int, k: int, step: int, weight: float, csum) -> None:  # noqa: ANN001
-    """``dst`` = ``weight`` x sums of ``k`` consecutive samples of ``src`` along ``axis`` at
-    ``0, step, 2 step, ...``, from running sums in float64 (``csum``: one longer on ``axis``)."""
+def box_pass(src, dst, axis: int, k: int, step: int, weight: float, scratch) -> None:  # noqa: ANN001
+    """``dst`` = ``weight`` x sums of ``k`` consecutive samples of ``src`` along ``axis``, at
+    ``0, step, 2 step, ...``, by doubling: sums of 1, 2, 4, ... samples, each from the last
+    with one add, and the binary digits of ``k`` picked out: about 2 log2(k) whole-array adds
+    whatever ``k``, each sum still of at most ``k`` terms (no running-sum cancellation).
+
+    ``scratch(name)`` gives float buffers shaped like ``src``.
+    """
     n = dst.shape[axis]
-    lead = [slice(None)] * src.ndim
-    lead[axis] = slice(0, 1)
-    csum[tuple(lead)] = 0
-    body = [slice(None)] * src.ndim
-    body[axis] = slice(1, None)
-    np.cumsum(src, axis=axis, dtype=np.float64, out=csum[tuple(body)])
-    hi = [slice(None)] * src.ndim
-    lo = [slice(None)] * src.ndim
-    hi[axis] = slice(k, k + (n - 1) * step + 1, step)
-    lo[axis] = slice(0, (n - 1) * step + 1, step)
-    np.subtract(csum[tuple(hi)], csum[tuple(lo)], out=dst, casting="same_kind")
+    span = (n - 1) * step + 1
+    dt = dst.dtype
+
+    def take(a, start: int, stop: int, stride: int = 1):  # noqa: ANN001, ANN202
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(start, stop, stride)
+        return a[tuple(index)]
+
+    cur, length, width, offset, started = src, src.shape[axis], 1, 0, False
+    buffers = [scratch("box_a"), scratch("box_b")]
+    bit = 0
+    while True:
+        if k >> bit & 1:
+            part = take(cur, offset, offset + span, step)
+            if not started:
+                np.copyto(dst, part, casting="unsafe")
+                started = True
+            else:
+                np.add(dst, part, out=dst, dtype=dt)
+            offset += width
+        if k >> (bit + 1) == 0:
+            break
+        nxt = take(buffers[bit % 2], 0, length - width)
+        np.add(take(cur, 0, length - width), take(cur, width, length), out=nxt, dtype=dt)
+        cur, length, width, bit = nxt, length - width, width * 2, bit + 1
     if weight != 1:
-        np.multiply(dst, dst.dtype.type(weight), out=dst)
+        np.multiply(dst, dt.type(weight), out=dst)
 
 
-def _one_d(src, dst, axis, groups, step, dilation, tmp, csum) -> None:  # noqa: ANN001
+def _one_d(src, dst, axis, groups, step, dilation, tmp, scratch) -> None:  # noqa: ANN001
     """One 1-D pass along ``axis`` (0 vertical, 1 horizontal) into ``dst``."""
     k = box_length(groups) if dilation == 1 else 0
     if k:
         absw, members = groups[0]
-        box_pass(src, dst, axis, k, step, absw * members[0][1], csum(src.shape, axis))
+        box_pass(src, dst, axis, k, step, absw * members[0][1], lambda name: scratch((name, src.shape)))
         return
     span = (dst.shape[axis] - 1) * step + 1
     if axis == 0:
@@ -147,17 +166,12 @@ def separable_band(rows, out, components, stride, dilation, scratch, cols=None, 
     vert, tmpv, tmph = scratch("vert"), scratch("tmpv"), scratch("tmph")
     inner = slice(None) if cols is None else cols
 
-    def csum(shape: tuple[int, ...], axis: int) -> np.ndarray:
-        grown = list(shape)
-        grown[axis] += 1
-        return scratch(("csum", tuple(grown)))
-
     for r, (col_groups, row_groups) in enumerate(components):
-        _one_d(rows, vert[:, inner], 0, col_groups, sh, dh, tmpv[:, inner], csum)
+        _one_d(rows, vert[:, inner], 0, col_groups, sh, dh, tmpv[:, inner], scratch)
         if pad_columns is not None:
             pad_columns(vert, r)
         target = out if r == 0 else scratch("part")
-        _one_d(vert, target, 1, row_groups, sw, dw, tmph, csum)
+        _one_d(vert, target, 1, row_groups, sw, dw, tmph, scratch)
         if r:
             np.add(out, target, out=out)
 

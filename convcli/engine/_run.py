@@ -99,7 +99,8 @@ def run_plan(
         if not blas_is_single_threaded():
             threads = 1  # BLAS runs its own threads; two levels of threads stall OpenBLAS
     else:
-        n = max(1, (BAND_BYTES // row_bytes - keh) // sh + 1)
+        # at least as many output rows as the kernel is tall, so the halo never dominates
+        n = max(8, keh, (BAND_BYTES // row_bytes - keh) // sh + 1)
     n = max(1, min(n, ho, -(-ho // (2 * threads)) if threads > 1 else ho))
     bands = [(u0, min(u0 + n, ho)) for u0 in range(0, ho, n)]
 
@@ -169,8 +170,8 @@ def run_plan(
 
 
 def _separable_scratch(name, m, cols_in, channels, out_shape, dtype):  # noqa: ANN001, ANN202
-    if isinstance(name, tuple):  # ("csum", shape): float64 running sums
-        return _scratch(name[0], name[1], np.dtype(np.float64))
+    if isinstance(name, tuple):  # (name, shape): box-sum buffers shaped like their source
+        return _scratch(name[0], name[1], dtype)
     shape = (m, cols_in, channels) if name in ("vert", "tmpv") else out_shape
     return _scratch(name, shape, dtype)
 
