@@ -58,8 +58,13 @@ def auto_map(weights: np.ndarray, preferred: str | None = None) -> str:
     return "abs" if abs(total) <= 1e-9 * scale else "clip"
 
 
-def map_values(values: np.ndarray, how: str, dtype: np.dtype | type = np.uint8) -> MappedValues:
+def map_values(
+    values: np.ndarray, how: str, dtype: np.dtype | type = np.uint8, *, overwrite: bool = False
+) -> MappedValues:
     """Map float ``values`` to ``dtype`` (uint8 or uint16) with the map ``how``.
+
+    ``overwrite=True`` lets the map work in ``values``' own memory (the caller's array is
+    then garbage), which saves a copy of the whole image.
 
     >>> m = map_values(np.array([-20.0, 10.4, 300.0]), "clip")
     >>> m.data, m.clipped
@@ -80,15 +85,26 @@ def map_values(values: np.ndarray, how: str, dtype: np.dtype | type = np.uint8) 
     hi = float(np.iinfo(dtype).max)
     if how == "rescale":
         return MappedValues(_rescale(x, hi).astype(dtype), how, 0, x.size)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+        overwrite = True
+    y = x if overwrite else np.empty_like(x)
     if how == "abs":
-        y = np.abs(x)
+        np.abs(x, out=y)
     elif how == "offset":
-        y = x + (hi + 1) / 2
-    else:
-        y = x
-    y = np.rint(y)
-    clipped = int(np.count_nonzero((y < 0) | (y > hi)))
-    np.clip(y, 0, hi, out=y)
+        np.add(x, x.dtype.type((hi + 1) / 2), out=y)
+    elif y is not x:
+        np.copyto(y, x)
+    np.rint(y, out=y)
+    # count what falls outside 0..hi; the full counts only when the extremes say there is any
+    low, top = (float(y.min()), float(y.max())) if y.size else (0.0, 0.0)
+    clipped = 0
+    if low < 0:
+        clipped += int(np.count_nonzero(y < 0))
+    if top > hi:
+        clipped += int(np.count_nonzero(y > hi))
+    if clipped:
+        np.clip(y, 0, hi, out=y)
     return MappedValues(y.astype(dtype), how, clipped, x.size)
 
 

@@ -307,7 +307,7 @@ def apply_kernel(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec, ou
             notes.append(f"16-bit input written as 8-bit: {fmt} output here holds 8 bits per channel")
         if image.bits == 16 and bits == 8 and how != "rescale":
             values = values / np.float32(257.0)
-        mapped = map_values(values, how, np.uint16 if bits == 16 else np.uint8)
+        mapped = map_values(values, how, np.uint16 if bits == 16 else np.uint8, overwrite=True)
         clipped = mapped.clipped
         if clipped > 0.01 * values.size:
             notes.append(
