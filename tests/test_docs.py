@@ -42,3 +42,10 @@ def test_every_readme_command_runs(line, tmp_path, monkeypatch):
 def test_every_registry_kernel_is_in_the_readme():
     for name in builtin_registry().kernels:
         assert f"`{name}`" in README, name
+
+
+def test_every_public_name_resolves():
+    import convcli
+
+    for name in convcli.__all__:
+        assert getattr(convcli, name) is not None, name
