@@ -466,7 +466,7 @@ def apply_kernel(
         scale_text = kernel.scale_text
         engine_text = chosen.describe()
     geometry = plan_geometry(
-        image.data.shape, kernel.shape, stride=spec.stride, padding=spec.padding, dilation=spec.dilation
+        src.shape, kernel.shape, stride=spec.stride, padding=spec.padding, dilation=spec.dilation
     )
     t1 = time.perf_counter()
     stats = (float(values.min()), float(values.max()), float(values.mean()))
