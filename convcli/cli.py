@@ -449,7 +449,8 @@ def _render_run(run: Any) -> str:
     offset = f" + {run.kernel_offset:g}" if run.kernel_offset else ""
     op = "convolve (kernel flipped)" if run.convolve else "correlate"
     rows = [
-        ("input", f"{run.input}  {_size(run.input_shape)} {run.input_mode} {bits}"),
+        ("input", f"{run.input}  {_size(run.input_shape)} {run.input_mode} {bits}"
+                  + (f"  frame {run.frame}" if run.frame is not None else "")),
         ("kernel", f"{run.kernel} {_size(run.kernel_shape)}{scale}{offset}, {op}"),
         ("stride", f"{_size(g.layer.stride)}   dilation {_size(g.layer.dilation)}   border {run.border}"),
         ("padding", f"{rule}top {t}, bottom {b}, left {l}, right {r}"),
