@@ -297,13 +297,65 @@ def apply(
     max_kernel_size: MaxSizeOption = 1025,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No report; errors only.")] = False,
+    alpha: Annotated[
+        str,
+        typer.Option(
+            metavar="POLICY",
+            help="keep (alpha passed through, sampled at the output geometry), filter (alpha filtered "
+            "like a channel) or premultiply (colour weighted by alpha before filtering, divided after).",
+        ),
+    ] = "keep",
+    gray: Annotated[
+        bool, typer.Option("--gray", help="Filter the luminance 0.299 R + 0.587 G + 0.114 B (BT.601).")
+    ] = False,
+    channels: Annotated[
+        Optional[str],
+        typer.Option(metavar="R,G,...", help="Filter only these channels (letters or 0-based numbers); "
+                     "the others pass through unfiltered.", show_default=False),
+    ] = None,
+    frames: Annotated[
+        str, typer.Option(metavar="WHICH", help="first, or all: one output per frame (GIF, TIFF pages, .npz arrays).")
+    ] = "first",
+    max_pixels: Annotated[
+        Optional[int],
+        typer.Option("--max-pixels", metavar="N", min=1, help="Refuse images with more pixels than N. "
+                     "Default: Pillow's decompression-bomb limit (178,956,970).", show_default=False),
+    ] = None,
+    format_: Annotated[
+        Optional[str],
+        typer.Option("--format", metavar="FMT", help="png, png8, png16, tiff, tiff16, tiff-float, jpeg, webp, bmp, "
+                     "gif, npy or npz. Default: by the output's suffix; bit depth as the input.",
+                     show_default=False),
+    ] = None,
+    quality: Annotated[
+        Optional[int], typer.Option(metavar="Q", min=1, max=100, help="JPEG/WebP quality. [default: 95]",
+                                    show_default=False)
+    ] = None,
+    rescale_global: Annotated[
+        bool, typer.Option("--rescale-global", help="--map rescale with one min..max for all channels.")
+    ] = False,
+    combine: Annotated[
+        Optional[str],
+        typer.Option(metavar="MODE", help="Combine the -k kernels into one output: magnitude, max, sum or stack.",
+                     show_default=False),
+    ] = None,
+    report: Annotated[
+        Optional[str], typer.Option(metavar="FILE.json", help="Also write the report as JSON to this file.",
+                                    show_default=False)
+    ] = None,
 ) -> None:
     """Filter images with one or more kernels and write the feature maps."""
     from .engine import Border
     from .engine import ENGINES
     from .geometry import PaddingSpec, parse_count, parse_pair
-    from .pipeline import FilterSpec, plan_outputs, run
+    from .errors import ParameterError
+    from .pipeline import FilterSpec, combine_kernels, plan_outputs, run
 
+    to_stdout = output is not None and output.strip() == "-"
+    if to_stdout and json_:
+        raise ParameterError("-o - sends the image to stdout, so --json cannot; use --report FILE.json")
+    if inputs.count("-") > 1:
+        raise ParameterError("standard input (-) can be read only once")
     kernels = _resolve_all(
         kernel,
         kernels_file=kernels_file,
@@ -313,6 +365,8 @@ def apply(
         normalize=normalize,
         quiet=quiet,
     )
+    if combine is not None:
+        kernels = [combine_kernels(tuple(kernels), combine)]
     filter_spec = FilterSpec(
         kernels=tuple(kernels),
         stride=parse_pair("stride", stride),
@@ -323,12 +377,25 @@ def apply(
         map=map_.strip().lower(),
         engine=_choice("--engine", engine, ENGINES),
         threads=parse_count("--threads", threads) if threads is not None else None,
+        alpha=_choice("--alpha", alpha, ("keep", "filter", "premultiply")),
+        gray=gray,
+        channels=tuple(c for c in channels.split(",") if c.strip()) if channels is not None else None,
+        frames=_choice("--frames", frames, ("first", "all")),
+        max_pixels=max_pixels,
+        format=format_,
+        quality=quality,
+        rescale_global=rescale_global,
     )
+    if filter_spec.gray and filter_spec.channels:
+        raise ParameterError("--gray and --channels: a luminance image has one channel; give one of them")
     try:
-        plans = plan_outputs(inputs, filter_spec.kernels, output, map_=filter_spec.map)
+        plans = plan_outputs(inputs, filter_spec.kernels, output, map_=filter_spec.map, fmt=filter_spec.format)
     except ConvcliError as exc:
         exc.usage = True
         raise
+    if "-" in inputs:
+        data = sys.stdin.buffer.read()
+        plans = [dataclasses.replace(p, data=data) if str(p.input) == "-" else p for p in plans]
 
     def on_result(result: Any) -> None:
         for message in result.errors:
@@ -336,16 +403,23 @@ def apply(
         if not quiet and not json_:
             sys.stderr.write("".join(_render_run(r) for r in result.runs))
 
-    results = run(plans, filter_spec, on_result=on_result)
+    results = run(plans, filter_spec, on_result=on_result, stream=sys.stdout.buffer if to_stdout else None)
     failed = sum(not r.ok for r in results)
+    doc = {
+        "version": __version__,
+        "results": [r.to_dict() for r in results],
+        "files": len(results),
+        "failed": failed,
+    }
     if json_:
-        doc = {
-            "version": __version__,
-            "results": [r.to_dict() for r in results],
-            "files": len(results),
-            "failed": failed,
-        }
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    if report is not None:
+        from pathlib import Path
+
+        from .files import atomic_write
+
+        text = (json.dumps(doc, indent=2) + "\n").encode()
+        atomic_write(Path(report), lambda fh: fh.write(text))
     if len(results) > 1 and not quiet:
         sys.stderr.write(f"{len(results)} files: {len(results) - failed} done, {failed} failed\n")
     if failed:
@@ -375,7 +449,8 @@ def _render_run(run: Any) -> str:
     offset = f" + {run.kernel_offset:g}" if run.kernel_offset else ""
     op = "convolve (kernel flipped)" if run.convolve else "correlate"
     rows = [
-        ("input", f"{run.input}  {_size(run.input_shape)} {run.input_mode} {bits}"),
+        ("input", f"{run.input}  {_size(run.input_shape)} {run.input_mode} {bits}"
+                  + (f"  frame {run.frame}" if run.frame is not None else "")),
         ("kernel", f"{run.kernel} {_size(run.kernel_shape)}{scale}{offset}, {op}"),
         ("stride", f"{_size(g.layer.stride)}   dilation {_size(g.layer.dilation)}   border {run.border}"),
         ("padding", f"{rule}top {t}, bottom {b}, left {l}, right {r}"),
@@ -383,8 +458,16 @@ def _render_run(run: Any) -> str:
         ("engine", run.engine),
         ("field", f"receptive field {_size(g.receptive_field)}, jump {_size(g.jump)}, MACs {g.macs:,}"),
         ("values", f"min {run.minimum:.6g}, max {run.maximum:.6g}, mean {run.mean:.6g}"),
+        *[
+            ("", f"  {c['channel']}: min {c['min']:.6g}, max {c['max']:.6g}, mean {c['mean']:.6g}")
+            for c in (run.channels if len(run.channels) > 1 else ())
+        ],
         ("map", f"{run.map}: {run.clipped:,} of {run.values:,} values clipped ({pct:.2f}%)"),
     ]
+    if run.alpha not in ("none", "keep"):
+        rows.append(("alpha", run.alpha))
+    secs = run.seconds
+    rows.append(("time", "   ".join(f"{k} {secs[k]:.3f} s" for k in ("read", "filter", "write") if k in secs)))
     rows += [("note", n) for n in run.notes]
     return "".join(f"  {key:<8} {value}\n" for key, value in rows)
 

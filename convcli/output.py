@@ -15,7 +15,8 @@ Maps (``hi`` is 255 for 8-bit output, 65535 for 16-bit):
     sign stays visible (emboss, signed gradients).
 ``rescale``
     ``min..max`` of each channel stretched linearly to ``0..hi``; nothing is
-    clipped. A constant channel becomes 0.
+    clipped. A constant channel becomes 0. ``per_channel=False`` (``--rescale-global``)
+    uses one min..max over all channels, so their relative strengths stay comparable.
 ``raw``
     float32, unchanged; only for formats that hold floats (``.npy``).
 """
@@ -59,7 +60,12 @@ def auto_map(weights: np.ndarray, preferred: str | None = None) -> str:
 
 
 def map_values(
-    values: np.ndarray, how: str, dtype: np.dtype | type = np.uint8, *, overwrite: bool = False
+    values: np.ndarray,
+    how: str,
+    dtype: np.dtype | type = np.uint8,
+    *,
+    overwrite: bool = False,
+    per_channel: bool = True,
 ) -> MappedValues:
     """Map float ``values`` to ``dtype`` (uint8 or uint16) with the map ``how``.
 
@@ -84,7 +90,7 @@ def map_values(
         raise ParameterError(f"map: integer output must be uint8 or uint16, not {dtype}")
     hi = float(np.iinfo(dtype).max)
     if how == "rescale":
-        return MappedValues(_rescale(x, hi).astype(dtype), how, 0, x.size)
+        return MappedValues(_rescale(x, hi, per_channel).astype(dtype), how, 0, x.size)
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
         overwrite = True
@@ -108,8 +114,8 @@ def map_values(
     return MappedValues(y.astype(dtype), how, clipped, x.size)
 
 
-def _rescale(x: np.ndarray, hi: float) -> np.ndarray:
-    axes = (0, 1) if x.ndim == 3 else None
+def _rescale(x: np.ndarray, hi: float, per_channel: bool = True) -> np.ndarray:
+    axes = (0, 1) if x.ndim == 3 and per_channel else None
     lo = np.min(x, axis=axes, keepdims=axes is not None)
     top = np.max(x, axis=axes, keepdims=axes is not None)
     span = np.asarray(top - lo, dtype=np.float64)

@@ -9,8 +9,13 @@ Output naming (decided before any file is read, so that mistakes cost nothing):
 * a file path (``out.png``, ``edges.npy``): exactly that file, which needs
   exactly one input and one kernel.
 
-``ext`` is ``.png`` for image inputs and ``.npy`` for array inputs. An existing
-output is replaced (atomically); an input is never written to.
+``ext`` is ``.png`` for image inputs and ``.npy`` for array inputs (``--format``
+changes it). An existing output is replaced (atomically); an input is never
+written to. ``-`` as the output writes to standard output (one output only);
+``-`` as the input is standard input, named ``stdin`` in outputs. A ``.npz``
+output holds every kernel's map for one input, plus the report. With
+``frames="all"`` a multi-frame input writes one output per frame,
+``{name}.frame{N}{ext}``.
 
 A bank whose combine mode is ``stack`` keeps every member's map: written to
 ``.npy`` that is one ``(H, W, K)`` array (``(H, W, C, K)`` for ``C`` channels);
@@ -20,25 +25,34 @@ written to an image format it is one image per member, named after the member
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from .banks import Bank, apply_bank
 from .engine import Border, correlate, plan, plan_geometry
-from .errors import ConvcliError, ParameterError, ShapeError
+from .errors import ConvcliError, OutputError, ParameterError, ShapeError
 from .files import atomic_write, same_file
 from .geometry import Pair, PaddingSpec
-from .images import ARRAY_SUFFIXES, IMAGE_FORMATS, LoadedImage, encode_image, format_for, npy_dtype, read_input, write_npy
+from .images import (
+    ARRAY_SUFFIXES, IMAGE_FORMATS, OUTPUT_FORMATS, LoadedImage, encode_image, format_for, npy_dtype, output_format,
+    format_name, read_frames, read_input, select_channels, to_gray, write_npy, write_npz,
+)
 from .kernels import Kernel
 from .output import MAP_NAMES, auto_map, map_values
 from .report import FileResult, KernelRun
 
-__all__ = ["FilterSpec", "OutputPlan", "plan_outputs", "process_file", "run"]
+__all__ = ["FilterSpec", "OutputPlan", "plan_outputs", "process_file", "run", "combine_kernels", "ALPHA_POLICIES"]
+
+ALPHA_POLICIES = ("keep", "filter", "premultiply")
+STDIO = "-"
 
 
 @dataclass(frozen=True)
@@ -57,8 +71,46 @@ class FilterSpec:
     #: engine path ("auto" lets the planner choose) and worker threads (None: all cores)
     engine: str = "auto"
     threads: int | None = None
+    #: alpha policy: "keep" (sampled, not filtered), "filter" (a channel), "premultiply"
+    alpha: str = "keep"
+    #: convert colour to BT.601 luminance first
+    gray: bool = False
+    #: channels to filter (letters or numbers); the others pass through unfiltered
+    channels: tuple[str, ...] | None = None
+    #: "first" or "all" frames of multi-frame inputs
+    frames: str = "first"
+    #: refuse images with more pixels (None: Pillow's limit)
+    max_pixels: int | None = None
+    #: a name from images.OUTPUT_FORMATS, or None (by the output's suffix)
+    format: str | None = None
+    #: JPEG/WebP quality 1-100 (None: 95)
+    quality: int | None = None
+    #: --map rescale over all channels together instead of per channel
+    rescale_global: bool = False
 
     def __post_init__(self) -> None:
+        if self.alpha not in ALPHA_POLICIES:
+            raise ParameterError(f"alpha: unknown policy {self.alpha!r}; use one of {', '.join(ALPHA_POLICIES)}")
+        if self.frames not in ("first", "all"):
+            raise ParameterError(f"frames: {self.frames!r} is not first or all")
+        if self.quality is not None and not 1 <= self.quality <= 100:
+            raise ParameterError(f"quality: {self.quality} is not between 1 and 100")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise ParameterError("max-pixels must be at least 1")
+        if self.format is not None:
+            output_format("x", self.format)
+        if self.alpha == "premultiply":
+            for item in self.kernels:
+                if isinstance(item, Bank):
+                    raise ParameterError(
+                        f"--alpha premultiply: {item.name!r} is a bank; premultiplied filtering needs one "
+                        "kernel whose weights do not sum to 0 (use --alpha keep or filter)"
+                    )
+                if abs(float(np.sum(item.weights))) <= 1e-12 * (float(np.sum(np.abs(item.weights))) or 1.0):
+                    raise ParameterError(
+                        f"--alpha premultiply: kernel {item.name!r} sums to 0, so there is no alpha to "
+                        "divide by; use --alpha keep or filter"
+                    )
         if self.map != "auto" and self.map not in MAP_NAMES:
             raise ParameterError(f"map: unknown map {self.map!r}; use auto or one of {', '.join(MAP_NAMES)}")
         if not self.kernels:
@@ -88,10 +140,37 @@ class OutputPlan:
     input: Path
     outputs: tuple[Path, ...]
     filters: tuple[Kernel | Bank, ...] = ()
+    #: the input's bytes when it is standard input ("-")
+    data: bytes | None = None
 
 
-def _default_suffix(path: Path) -> str:
+def _default_suffix(path: Path, fmt: str | None = None) -> str:
+    if fmt is not None:
+        return OUTPUT_FORMATS[format_name(fmt)][1]
     return ".npy" if path.suffix.lower() in ARRAY_SUFFIXES else ".png"
+
+
+def combine_kernels(items: tuple[Kernel | Bank, ...], how: str) -> Bank:
+    """The kernels of one run made into one bank (``--combine``): one output, named
+    ``K1+K2+...`` (``+MODE`` after it for modes other than magnitude)."""
+    from .banks import COMBINE_MODES
+
+    mode = how.strip().lower()
+    if mode not in COMBINE_MODES:
+        raise ParameterError(f"--combine: {how!r} is not one of {', '.join(COMBINE_MODES)}")
+    members: list[Kernel] = []
+    for item in items:
+        if isinstance(item, Bank):
+            raise ParameterError(f"--combine: {item.name!r} is already a bank; give its kernels one by one")
+        members.append(item)
+    if len(members) < 2:
+        raise ParameterError("--combine needs at least two kernels (-k A -k B)")
+    shapes = {k.shape for k in members}
+    if len(shapes) > 1:
+        listed = ", ".join(f"{k.name} {k.shape[0]}x{k.shape[1]}" for k in members)
+        raise ParameterError(f"--combine: the kernels must share one shape so that their maps line up ({listed})")
+    name = "+".join(k.name for k in members) + ("" if mode == "magnitude" else f"+{mode}")
+    return Bank(name=name, kernels=tuple(members), combine=mode, source="inline")
 
 
 def _jobs(kernels: tuple[Kernel | Bank, ...], suffix: str) -> list[Kernel | Bank]:
@@ -117,7 +196,12 @@ def _kernel_files(kernels: tuple[Kernel | Bank, ...]) -> list[Path]:
 
 
 def plan_outputs(
-    inputs: Iterable[Path], kernels: tuple[Kernel | Bank, ...], output: str | None, *, map_: str = "auto"
+    inputs: Iterable[Path],
+    kernels: tuple[Kernel | Bank, ...],
+    output: str | None,
+    *,
+    map_: str = "auto",
+    fmt: str | None = None,
 ) -> list[OutputPlan]:
     """Decide every output path before any work, refusing (ParameterError) collisions, outputs
     that would overwrite an input (images, arrays or kernel files), and outputs that cannot
@@ -126,9 +210,10 @@ def plan_outputs(
     protected = inputs + _kernel_files(tuple(kernels))
     folder: Path | None = None
     single: Path | None = None
-    if output is not None:
-        if output.strip() == "-":
-            raise ParameterError("-o -: writing to standard output is not supported yet; give a file or a folder")
+    to_stdout = output is not None and output.strip() == STDIO
+    if to_stdout:
+        single = Path(STDIO)
+    elif output is not None:
         out = Path(output)
         if out.exists() and not out.is_dir() and not out.suffix:
             raise ParameterError(
@@ -142,8 +227,12 @@ def plan_outputs(
             single = out
     plans: list[OutputPlan] = []
     for path in inputs:
-        suffix = single.suffix if single is not None else _default_suffix(path)
+        if to_stdout:
+            suffix = _default_suffix(path, fmt)
+        else:
+            suffix = single.suffix if single is not None else _default_suffix(path, fmt)
         jobs = _jobs(tuple(kernels), suffix)
+        npz = suffix.lower() == ".npz"
         names = [k.name for k in jobs]
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
@@ -152,22 +241,37 @@ def plan_outputs(
                 "each kernel's output is named after it"
             )
         if single is not None:
+            if npz and len(inputs) == 1:
+                plans.append(OutputPlan(path, (single,) * len(jobs), tuple(jobs)))
+                continue
             if len(inputs) * len(jobs) != 1:
                 stacked = any(isinstance(k, Bank) and k.combine == "stack" for k in kernels)
                 hint = "; a stacked bank fits in one .npy file" if stacked else ""
+                if to_stdout:
+                    raise ParameterError(
+                        f"-o - writes one output, but this run writes {len(inputs) * len(jobs)} "
+                        f"({len(inputs)} input(s) x {len(jobs)} kernel(s)); give a folder, or --combine"
+                    )
                 raise ParameterError(
                     f"-o {output!r} names one file, but this run writes {len(inputs) * len(jobs)} "
                     f"outputs ({len(inputs)} input(s) x {len(jobs)} kernel(s)); give a folder "
-                    f"instead, such as -o out/{hint}"
+                    f"instead, such as -o out/, a .npz file, or --combine{hint}"
                 )
             outs: tuple[Path, ...] = (single,)
         else:
-            base = folder if folder is not None else path.parent
-            outs = tuple(base / f"{path.stem}.{name}{suffix}" for name in names)
+            stdin = str(path) == STDIO
+            base = folder if folder is not None else (Path(".") if stdin else path.parent)
+            stem = "stdin" if stdin else path.stem
+            if npz:
+                outs = (base / f"{stem}{suffix}",) * len(jobs)
+            else:
+                outs = tuple(base / f"{stem}.{name}{suffix}" for name in names)
         plans.append(OutputPlan(path, outs, tuple(jobs)))
     seen: dict[str, Path] = {}
     for plan in plans:
-        for out in plan.outputs:
+        for out in dict.fromkeys(plan.outputs):
+            if str(out) == STDIO:
+                continue
             key = os.path.normcase(os.path.realpath(out))
             if key in seen:
                 raise ParameterError(
@@ -180,10 +284,11 @@ def plan_outputs(
                     raise ParameterError(
                         f"output {str(out)!r} is an input file; convcli never overwrites its inputs"
                     )
-            if map_ == "raw" and format_for(out) != "NPY":
+            kind = output_format(out, fmt)[0]
+            if map_ == "raw" and kind not in ("NPY", "NPZ", "TIFF"):
                 raise ParameterError(
                     f"--map raw keeps float values, which {out.suffix or 'this output'} cannot hold; "
-                    "write .npy or choose another map"
+                    "write .npy, .npz or .tif, or choose another map"
                 )
     return plans
 
@@ -210,11 +315,14 @@ def _check_memory(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec) -
         )
 
 
-def _output_bits(image: LoadedImage, fmt: str) -> int:
+def _output_bits(image: LoadedImage, fmt: str, forced: int | None) -> int | None:
+    """8 or 16 bits per sample, or None for float output (.npy, .npz, float TIFF)."""
+    if forced == 32:
+        return None
+    if forced in (8, 16):
+        return forced
     holds_16 = next((v[1] for v in IMAGE_FORMATS.values() if v[0] == fmt), False)
-    if image.bits == 16 and holds_16 and image.channels == 1:
-        return 16
-    return 8
+    return 16 if image.bits == 16 and holds_16 else 8
 
 
 def _sample_alpha(alpha: np.ndarray, kernel_shape: tuple[int, int], spec: FilterSpec) -> np.ndarray:
@@ -232,9 +340,50 @@ def _sample_alpha(alpha: np.ndarray, kernel_shape: tuple[int, int], spec: Filter
     return sampled.astype(alpha.dtype)
 
 
-def apply_kernel(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec, output: Path) -> KernelRun:
-    """Filter ``image`` with ``kernel`` (or a bank) and write the result to ``output``."""
-    fmt = format_for(output)
+def _to_depth(plane: np.ndarray, src_bits: int | None, dtype: np.dtype) -> np.ndarray:
+    """An unfiltered plane (alpha, a channel not selected) at the output's bit depth."""
+    x = plane.astype(np.float64)
+    if src_bits == 16 and dtype == np.uint8:
+        x = x / 257.0
+    elif src_bits == 8 and dtype == np.uint16:
+        x = x * 257.0
+    hi = np.iinfo(dtype).max
+    return np.clip(np.rint(x), 0, hi).astype(dtype)
+
+
+def _channel_stats(values: np.ndarray, names: list[str]) -> tuple[dict, ...]:
+    """min, max and mean of the float map per channel (the third axis), named."""
+    if values.ndim < 3:
+        planes = [values]
+    else:
+        planes = [values[:, :, c] for c in range(values.shape[2])]
+    if len(names) != len(planes):
+        names = [str(i) for i in range(len(planes))]
+    return tuple(
+        {"channel": n, "min": float(p.min()), "max": float(p.max()), "mean": float(p.mean())}
+        for n, p in zip(names, planes)
+    )
+
+
+def apply_kernel(
+    image: LoadedImage,
+    kernel: Kernel | Bank,
+    spec: FilterSpec,
+    output: Path,
+    *,
+    stream: BinaryIO | None = None,
+    npz: dict[str, np.ndarray] | None = None,
+) -> KernelRun:
+    """Filter ``image`` with ``kernel`` (or a bank) and write the result to ``output``.
+
+    ``output`` ``-`` writes the encoded bytes to ``stream``; a ``.npz`` output puts the
+    raw map into ``npz`` (keyed by kernel name) for the caller to write once.
+    """
+    to_stream = str(output) == STDIO
+    if to_stream:
+        fmt, forced = output_format(output, spec.format or ("npy" if image.mode == "array" else "png"))
+    else:
+        fmt, forced = output_format(output, spec.format)
     notes: list[str] = []
     _check_memory(image, kernel, spec)
     t0 = time.perf_counter()
@@ -245,10 +394,39 @@ def apply_kernel(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec, ou
         "border": spec.border,
         "convolve": spec.convolve,
     }
+    # --- what to filter: gray, chosen channels, alpha by policy
+    work = image
+    if spec.gray:
+        if image.channels == 3:
+            work = to_gray(image)
+        else:
+            notes.append("--gray: the input has no colour channels; used as it is")
+    names = list(work.channel_names)
+    planes = work.data if work.data.ndim == 3 else work.data[..., np.newaxis]
+    chosen_idx = select_channels(work, spec.channels) if spec.channels else tuple(range(work.channels))
+    others = tuple(i for i in range(work.channels) if i not in chosen_idx)
+    policy = spec.alpha if work.alpha is not None else "none"
+    if work.alpha is None and spec.alpha != "keep":
+        notes.append(f"--alpha {spec.alpha}: the input has no alpha channel")
+    amax = 1.0
+    if work.alpha is not None:
+        amax = 65535.0 if work.alpha.dtype == np.uint16 else 255.0 if work.alpha.dtype == np.uint8 else 1.0
+    src = planes if not others else planes[..., list(chosen_idx)]
+    filtered_names = [names[i] for i in chosen_idx]
+    if policy == "filter":
+        src = np.concatenate([src, work.alpha[..., np.newaxis].astype(src.dtype)], axis=2)
+        filtered_names.append("A")
+    elif policy == "premultiply":
+        weight = (work.alpha.astype(np.float32) / np.float32(amax))[..., np.newaxis]
+        src = np.concatenate([src.astype(np.float32) * weight, weight], axis=2)
+        filtered_names.append("A")
+    if src.shape[2] == 1:
+        src = src[..., 0]
+    src = np.ascontiguousarray(src)
     if isinstance(kernel, Bank):
-        if kernel.combine == "stack" and fmt != "NPY":
+        if kernel.combine == "stack" and fmt not in ("NPY", "NPZ"):
             raise ParameterError(f"bank {kernel.name!r}: stacked maps go to .npy, or one image per member")
-        values = apply_bank(image.data, kernel, **options, engine=spec.engine, threads=spec.threads)
+        values = apply_bank(src, kernel, **options, engine=spec.engine, threads=spec.threads)
         notes.append(
             f"bank {kernel.name}: {kernel.summary()}; the MACs above are per kernel "
             f"({len(kernel.kernels)} kernels)"
@@ -259,7 +437,7 @@ def apply_kernel(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec, ou
         engine_text = f"per member kernel ({spec.engine})"
     else:
         chosen = plan(
-            image.data.shape,
+            src.shape,
             kernel.weights,
             stride=spec.stride,
             padding=spec.padding,
@@ -267,15 +445,28 @@ def apply_kernel(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec, ou
             convolve=spec.convolve,
             engine=spec.engine,
             threads=spec.threads,
-            dtype=image.data.dtype,
+            dtype=src.dtype,
         )
-        values = correlate(image.data, kernel.weights, **options, engine=chosen.path, threads=chosen.threads)
+        values = correlate(src, kernel.weights, **options, engine=chosen.path, threads=chosen.threads)
+        if policy == "premultiply":
+            # divide the filtered colour by the filtered alpha (over the kernel's sum, so that a
+            # constant colour keeps its value); transparent results get colour 0
+            total = values.dtype.type(float(np.sum(kernel.weights)))
+            coverage = values[..., -1] / total
+            inside = coverage > 0
+            denom = np.where(inside, coverage, 1)[..., np.newaxis]
+            values[..., :-1] = np.where(inside[..., np.newaxis], values[..., :-1] / denom, 0)
+            values[..., -1] = coverage * values.dtype.type(amax)
+            notes.append("alpha premultiplied: colour weighted by alpha before filtering, divided after")
         if kernel.offset:
-            values += values.dtype.type(kernel.offset)
+            if policy == "premultiply":
+                values[..., :-1] += values.dtype.type(kernel.offset)
+            else:
+                values += values.dtype.type(kernel.offset)
         scale_text = kernel.scale_text
         engine_text = chosen.describe()
     geometry = plan_geometry(
-        image.data.shape, kernel.shape, stride=spec.stride, padding=spec.padding, dilation=spec.dilation
+        src.shape, kernel.shape, stride=spec.stride, padding=spec.padding, dilation=spec.dilation
     )
     t1 = time.perf_counter()
     stats = (float(values.min()), float(values.max()), float(values.mean()))
@@ -284,50 +475,102 @@ def apply_kernel(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec, ou
             f"kernel {kernel.name!r}: the result overflows {values.dtype} (values beyond "
             f"{np.finfo(values.dtype).max:.3g}); scale the kernel down"
         )
-    if fmt == "NPY":
+    channel_stats = _channel_stats(values, filtered_names)
+    bits = _output_bits(image, fmt, forced)
+    float_out = bits is None or spec.map == "raw"
+    if float_out:
         if spec.map not in ("auto", "raw"):
-            notes.append(f"--map {spec.map} ignored: .npy output holds the raw float32 values")
-        if image.alpha is not None:
-            notes.append("alpha not written: .npy output holds the filtered channels only")
+            notes.append(f"--map {spec.map} ignored: {fmt} output holds the raw float32 values")
+        if policy == "keep":
+            notes.append(f"alpha not written: float {fmt} output holds the filtered channels only")
+        if others:
+            notes.append(f"channels {', '.join(names[i] for i in others)} not written: float output holds "
+                         "the filtered channels only")
         how, clipped, bits = "raw", 0, None
         if npy_dtype(values) == np.float64:
             notes.append("written as float64: the values exceed float32's range")
         out_shape = values.shape
-
-        def write(fh):  # noqa: ANN001, ANN202
-            write_npy(fh, values)
-
+        if fmt == "NPZ":
+            encoded = b""
+        elif fmt == "NPY":
+            buf = io.BytesIO()
+            write_npy(buf, values)
+            encoded = buf.getvalue()
+        else:
+            if values.ndim > 3:
+                raise OutputError(f"{fmt} holds one page per channel; write the stacked maps to .npy")
+            encoded = encode_image(values.astype(npy_dtype(values)), None, fmt)
+            if values.ndim == 3:
+                notes.append(f"float TIFF: one page per channel ({', '.join(filtered_names)})")
     else:
         if isinstance(kernel, Bank):
             how = spec.map if spec.map != "auto" else (kernel.map or "clip")
         else:
             how = spec.map if spec.map != "auto" else auto_map(kernel.weights, kernel.map)
-        bits = _output_bits(image, fmt)
+        dtype = np.dtype(np.uint16 if bits == 16 else np.uint8)
         if image.bits == 16 and bits == 8:
             notes.append(f"16-bit input written as 8-bit: {fmt} output here holds 8 bits per channel")
         if image.bits == 16 and bits == 8 and how != "rescale":
             values = values / np.float32(257.0)
-        mapped = map_values(values, how, np.uint16 if bits == 16 else np.uint8, overwrite=True)
+        elif image.bits == 8 and bits == 16 and how != "rescale":
+            values = values * np.float32(257.0)
+            notes.append("8-bit input written as 16-bit: values multiplied by 257 (255 -> 65535)")
+        mapped_alpha = None
+        colour = values
+        if policy == "premultiply":
+            colour = values[..., :-1]
+            if colour.shape[-1] == 1:
+                colour = colour[..., 0]
+            mapped_alpha = map_values(values[..., -1], "clip", dtype).data
+        mapped = map_values(colour, how, dtype, overwrite=policy != "premultiply",
+                            per_channel=not spec.rescale_global)
         clipped = mapped.clipped
-        if clipped > 0.01 * values.size:
+        if clipped > 0.01 * colour.size:
             notes.append(
-                f"{100 * clipped / values.size:.1f}% of values fell outside 0..{2**bits - 1} "
+                f"{100 * clipped / colour.size:.1f}% of values fell outside 0..{2**bits - 1} "
                 "and were clipped; --map rescale keeps them all, .npy output keeps the raw floats"
             )
+        pixels = mapped.data
+        if policy == "filter":
+            mapped_alpha = pixels[..., -1]
+            pixels = pixels[..., :-1]
+            if pixels.shape[-1] == 1:
+                pixels = pixels[..., 0]
+        if others:
+            anchor = kernel.shape
+            full = [None] * work.channels
+            got = pixels if pixels.ndim == 3 else pixels[..., np.newaxis]
+            for k, i in enumerate(chosen_idx):
+                full[i] = got[..., k]
+            for i in others:
+                full[i] = _to_depth(_sample_alpha(planes[..., i], anchor, spec), image.bits, dtype)
+            pixels = np.stack(full, axis=2)
+            notes.append(f"channels {', '.join(names[i] for i in others)} passed through unfiltered")
         alpha = None
-        if image.alpha is not None:
-            if IMAGE_FORMATS[output.suffix.lower()][2] and image.bits != 16:
-                alpha = _sample_alpha(image.alpha, kernel.shape, spec)
+        if work.alpha is not None:
+            if fmt not in ("PNG", "TIFF", "WEBP"):
+                notes.append(f"alpha dropped: {fmt} output cannot hold it")
+            elif policy == "keep":
+                alpha = _to_depth(_sample_alpha(work.alpha, kernel.shape, spec), image.bits, dtype)
             else:
-                notes.append(f"alpha dropped: {fmt} output cannot hold it here")
-        out_shape = mapped.data.shape if alpha is None else (*mapped.data.shape[:2], image.channels + 1)
-
-        encoded = encode_image(mapped.data, alpha, fmt)  # before the temporary file exists
+                alpha = mapped_alpha
+        out_shape = pixels.shape if alpha is None else (*pixels.shape[:2], (pixels.shape[2] if pixels.ndim == 3 else 1) + 1)
+        encoded = encode_image(pixels, alpha, fmt, quality=spec.quality)  # before the temporary file exists
+    if fmt == "NPZ":
+        if npz is not None:
+            key = kernel.name if image.frame is None else f"{kernel.name}.frame{image.frame}"
+            npz[key] = values
+    elif to_stream:
+        if stream is None:
+            raise OutputError("-o -: no standard output to write to")
+        stream.write(encoded)
+        stream.flush()
+    else:
 
         def write(fh):  # noqa: ANN001, ANN202
             fh.write(encoded)
 
-    atomic_write(output, write)
+        atomic_write(output, write)
     t2 = time.perf_counter()
     return KernelRun(
         input=image.path,
@@ -353,6 +596,10 @@ def apply_kernel(image: LoadedImage, kernel: Kernel | Bank, spec: FilterSpec, ou
         mean=stats[2],
         notes=tuple(notes),
         seconds={"filter": t1 - t0, "write": t2 - t1},
+        channels=channel_stats,
+        alpha=policy,
+        frame=image.frame,
+        output_format=fmt,
     )
 
 
@@ -361,7 +608,13 @@ def _bank_scale(bank: Bank) -> str:
     return scales.pop() if len(scales) == 1 else "(per kernel)"
 
 
-def process_file(plan: OutputPlan, spec: FilterSpec) -> FileResult:
+def _frame_path(out: Path, frame: str | None) -> Path:
+    if frame is None or str(out) == STDIO or out.suffix.lower() == ".npz":
+        return out
+    return out.with_name(f"{out.stem}.frame{frame}{out.suffix}")
+
+
+def process_file(plan: OutputPlan, spec: FilterSpec, *, stream: BinaryIO | None = None) -> FileResult:
     """Read one input and apply every kernel; failures are returned, not raised.
 
     A kernel that fails (its geometry does not fit this input, say) does not stop the
@@ -371,22 +624,41 @@ def process_file(plan: OutputPlan, spec: FilterSpec) -> FileResult:
     errors: list[str] = []
     try:
         t0 = time.perf_counter()
-        image = read_input(plan.input)
+        frames = read_frames(plan.input, data=plan.data, max_pixels=spec.max_pixels,
+                             first_only=spec.frames == "first")
         read_s = time.perf_counter() - t0
     except ConvcliError as exc:
         return FileResult(str(plan.input), (), errors=(_located(plan.input, None, exc),))
+    if len(frames) > 1 and any(str(o) == STDIO for o in plan.outputs):
+        message = f"--frames all: {plan.input} has {len(frames)} frames, but -o - writes one output"
+        return FileResult(str(plan.input), (), errors=(message,))
     filters = plan.filters or spec.kernels
-    for kernel, out in zip(filters, plan.outputs, strict=True):
+    npz: dict[str, np.ndarray] = {}
+    for image in frames:
+        for kernel, out in zip(filters, plan.outputs, strict=True):
+            try:
+                run_ = apply_kernel(image, kernel, spec, _frame_path(out, image.frame), stream=stream, npz=npz)
+            except ConvcliError as exc:
+                errors.append(_located(plan.input, kernel.name if len(filters) > 1 else None, exc))
+                continue
+            except MemoryError:
+                errors.append(f"{plan.input}: out of memory while filtering with {kernel.name!r}")
+                continue
+            run_.seconds["read"] = read_s / len(frames)
+            runs.append(run_)
+    if npz and not errors:
+        t0 = time.perf_counter()
+        target = plan.outputs[0]
+        doc = FileResult(str(plan.input), tuple(runs)).to_dict()
         try:
-            run_ = apply_kernel(image, kernel, spec, out)
+            atomic_write(target, lambda fh: write_npz(fh, npz, json.dumps(doc)))
         except ConvcliError as exc:
-            errors.append(_located(plan.input, kernel.name if len(filters) > 1 else None, exc))
-            continue
-        except MemoryError:
-            errors.append(f"{plan.input}: out of memory while filtering with {kernel.name!r}")
-            continue
-        run_.seconds["read"] = read_s
-        runs.append(run_)
+            return FileResult(str(plan.input), (), errors=(_located(plan.input, None, exc),))
+        write_s = time.perf_counter() - t0
+        for r in runs:
+            r.seconds["write"] = r.seconds.get("write", 0.0) + write_s / len(runs)
+    elif npz and errors:
+        runs = []  # no partial archive: the kernels that worked are not written either
     return FileResult(str(plan.input), tuple(runs), errors=tuple(errors))
 
 
@@ -403,11 +675,15 @@ def run(
     plans: list[OutputPlan],
     spec: FilterSpec,
     on_result: Callable[[FileResult], None] | None = None,
+    *,
+    stream: BinaryIO | None = None,
 ) -> list[FileResult]:
-    """Process every input in order; ``on_result`` is called as each one finishes."""
+    """Process every input in order; ``on_result`` is called as each one finishes.
+
+    ``stream`` receives the output written to ``-`` (the CLI passes standard output)."""
     results = []
     for plan in plans:
-        result = process_file(plan, spec)
+        result = process_file(plan, spec, stream=stream)
         results.append(result)
         if on_result is not None:
             on_result(result)

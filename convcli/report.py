@@ -41,6 +41,15 @@ class KernelRun:
     mean: float
     notes: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
+    #: min, max and mean of the float feature map per filtered channel:
+    #: ``{"channel": "R", "min": ..., "max": ..., "mean": ...}``
+    channels: tuple[dict, ...] = ()
+    #: the alpha policy applied: keep, filter, premultiply, or none (no alpha)
+    alpha: str = "none"
+    #: the frame of a multi-frame input, None for single images
+    frame: str | None = None
+    #: what was written: PNG, TIFF, JPEG, ..., NPY or NPZ
+    output_format: str = ""
 
     def to_dict(self) -> dict:
         g = self.geometry
@@ -72,6 +81,10 @@ class KernelRun:
             "min": self.minimum,
             "max": self.maximum,
             "mean": self.mean,
+            "channels": [dict(c) for c in self.channels],
+            "alpha": self.alpha,
+            "frame": self.frame,
+            "output_format": self.output_format,
             "notes": list(self.notes),
             "seconds": {k: round(v, 6) for k, v in self.seconds.items()},
         }

@@ -229,7 +229,7 @@ def test_quiet_prints_nothing(cli):
         (["-k", "sobel-x", "-o", "out.xyz"], "unknown file type"),
         (["-k", "sobel-x", "--map", "raw", "-o", "x.png"], "raw keeps float values"),
         (["--kernal", "sobel-x"], "No such option"),
-        (["-k", "sobel-x", "-o", "-"], "standard output is not supported"),
+        (["-k", "sobel-x", "-o", "-", "--json"], "use --report FILE.json"),
         (["-k", "1e400 1"], "too large for a floating-point number"),
         (["-k", "[[1, 2], 7, [3, 4]]"], "outside the row brackets"),
         (["-k", "[[1,2]] 5 6"], "outside the row brackets"),

@@ -1,0 +1,271 @@
+"""A small PNG reader and writer for what Pillow cannot keep: 16-bit colour.
+
+Pillow reads 16-bit RGB, RGBA and gray+alpha PNGs as 8 bits per channel and
+cannot write them at all. This module handles any non-palette PNG of 8 or 16
+bits per sample (gray, gray+alpha, RGB, RGBA; interlaced or not), so that
+16-bit colour stays 16-bit end to end:
+
+* reading: signature, ``IHDR``, the ``IDAT`` zlib stream (one filter byte per
+  row: None, Sub, Up, Average and Paeth are undone), ``tRNS`` (a single
+  transparent colour becomes an alpha channel), ``eXIf`` (the orientation is
+  returned), ``IEND``; chunk CRCs are checked;
+* writing: one ``IDAT`` whose rows use filter Sub (0 for 8-bit gray), samples
+  big-endian, as the PNG specification requires.
+
+Samples come back as ``uint8`` or ``uint16`` arrays of shape ``(H, W)`` or
+``(H, W, C)``; nothing is rescaled.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SIGNATURE", "PngError", "PngImage", "png_header", "read_png", "write_png"]
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: colour type -> samples per pixel
+_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
+_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}
+#: Adam7 passes: (row start, column start, row step, column step)
+_ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1))
+
+
+class PngError(ValueError):
+    """The bytes are not a PNG this module reads (the message says why)."""
+
+
+@dataclass(frozen=True, eq=False)
+class PngImage:
+    """Decoded samples and what the file said about them."""
+
+    #: (H, W) or (H, W, C), uint8 or uint16, channels in file order (colour then alpha)
+    data: np.ndarray
+    #: "L", "LA", "RGB" or "RGBA" (a tRNS colour adds the "A")
+    mode: str
+    bits: int
+    #: EXIF orientation (1-8) from an eXIf chunk; 1 when there is none
+    orientation: int = 1
+
+
+def _chunks(data: bytes):  # noqa: ANN202 - generator of (type, body)
+    if not data.startswith(SIGNATURE):
+        raise PngError("not a PNG file (no PNG signature)")
+    pos = len(SIGNATURE)
+    while True:
+        if pos + 8 > len(data):
+            raise PngError("truncated PNG (it ends before its IEND chunk)")
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            raise PngError(f"truncated PNG (chunk {kind.decode('latin-1')!r} is cut off)")
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(kind + body) & 0xFFFFFFFF != crc:
+            raise PngError(f"damaged PNG (chunk {kind.decode('latin-1')!r} fails its CRC check)")
+        yield kind, body
+        if kind == b"IEND":
+            return
+        pos = end
+
+
+def png_header(data: bytes) -> tuple[int, int, int, int, int] | None:
+    """``(width, height, bit depth, colour type, interlace)`` from the IHDR, or None if not a PNG."""
+    if not data.startswith(SIGNATURE) or len(data) < 33 or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, ctype, _comp, _filt, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    return width, height, depth, ctype, interlace
+
+
+def _unfilter(raw: np.ndarray, rows: int, stride: int, bpp: int) -> np.ndarray:
+    """Undo the per-row filters of one (sub-)image: ``raw`` holds ``rows`` x (1 + ``stride``) bytes."""
+    lines = raw.reshape(rows, stride + 1)
+    kinds = lines[:, 0]
+    out = np.zeros((rows, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.uint8)
+    for r in range(rows):
+        line = lines[r, 1:]
+        kind = int(kinds[r])
+        if kind == 0:
+            cur = line.copy()
+        elif kind == 2:
+            cur = line + prev
+        elif kind in (1, 3, 4):
+            cur = _unfilter_left(line, prev, bpp, kind)
+        else:
+            raise PngError(f"damaged PNG (row {r} has unknown filter type {kind})")
+        out[r] = cur
+        prev = cur
+    return out
+
+
+def _unfilter_left(line: np.ndarray, prev: np.ndarray, bpp: int, kind: int) -> np.ndarray:
+    """Sub, Average and Paeth depend on the pixel to the left: undone one pixel at a time,
+    vectorised over the bytes of a pixel."""
+    n = line.size
+    cur = line.astype(np.int32)
+    up = prev.astype(np.int32)
+    if kind == 1:  # Sub: a running sum per byte position, modulo 256
+        pad = (-n) % bpp
+        c = np.concatenate([cur, np.zeros(pad, np.int32)]).reshape(-1, bpp)
+        return (np.cumsum(c, axis=0) & 0xFF).reshape(-1)[:n].astype(np.uint8)
+    left = np.zeros(bpp, np.int32)
+    upleft = np.zeros(bpp, np.int32)
+    for start in range(0, n, bpp):
+        stop = min(start + bpp, n)
+        w = stop - start
+        a, b, c = left[:w], up[start:stop], upleft[:w]
+        if kind == 3:  # Average
+            val = (cur[start:stop] + ((a + b) >> 1)) & 0xFF
+        else:  # Paeth
+            p = a + b - c
+            pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+            pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+            val = (cur[start:stop] + pred) & 0xFF
+        cur[start:stop] = val
+        left = val
+        upleft = b
+    return cur.astype(np.uint8)
+
+
+def _samples(rows: np.ndarray, height: int, width: int, channels: int, depth: int) -> np.ndarray:
+    if depth == 16:
+        arr = rows.reshape(height, -1).view(">u2").astype(np.uint16)
+    else:
+        arr = rows.reshape(height, -1)
+    arr = arr.reshape(height, width, channels)
+    return arr[..., 0] if channels == 1 else arr
+
+
+def read_png(data: bytes, *, max_pixels: int | None = None) -> PngImage:
+    """Decode a gray, gray+alpha, RGB or RGBA PNG of 8 or 16 bits per sample.
+
+    Raises :class:`PngError` for anything else (palette or sub-byte images, damage,
+    truncation) and when width x height exceeds ``max_pixels``.
+    """
+    header = None
+    idat: list[bytes] = []
+    trns = None
+    orientation = 1
+    for kind, body in _chunks(data):
+        if kind == b"IHDR":
+            if len(body) != 13:
+                raise PngError("damaged PNG (bad IHDR chunk)")
+            header = struct.unpack(">IIBBBBB", body)
+            width, height = header[0], header[1]
+            if max_pixels is not None and width * height > max_pixels:
+                raise PngError(
+                    f"{width}x{height} = {width * height:,} pixels is more than the limit of "
+                    f"{max_pixels:,} (a possible decompression bomb)"
+                )
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"tRNS":
+            trns = body
+        elif kind == b"eXIf":
+            orientation = _exif_orientation(body)
+    if header is None:
+        raise PngError("damaged PNG (no IHDR chunk)")
+    width, height, depth, ctype, comp, filt, interlace = header
+    if ctype not in _CHANNELS or depth not in (8, 16) or comp != 0 or filt != 0 or interlace not in (0, 1):
+        raise PngError(f"unsupported PNG layout (colour type {ctype}, {depth}-bit)")
+    if width == 0 or height == 0:
+        raise PngError("damaged PNG (zero width or height)")
+    channels = _CHANNELS[ctype]
+    bpp = channels * depth // 8
+    try:
+        raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
+    except zlib.error as exc:
+        raise PngError(f"damaged PNG (its image data does not decompress: {exc})") from None
+    if interlace == 0:
+        need = height * (1 + width * bpp)
+        if raw.size < need:
+            raise PngError("truncated PNG (image data ends early)")
+        arr = _samples(_unfilter(raw[:need], height, width * bpp, bpp), height, width, channels, depth)
+    else:
+        arr = np.zeros((height, width, channels), np.uint16 if depth == 16 else np.uint8)
+        pos = 0
+        for r0, c0, dr, dc in _ADAM7:
+            h, w = (height - r0 + dr - 1) // dr, (width - c0 + dc - 1) // dc
+            if h <= 0 or w <= 0:
+                continue
+            need = h * (1 + w * bpp)
+            if pos + need > raw.size:
+                raise PngError("truncated PNG (image data ends early)")
+            sub = _unfilter(raw[pos : pos + need], h, w * bpp, bpp)
+            arr[r0::dr, c0::dc] = _samples(sub, h, w, channels, depth).reshape(h, w, channels)
+            pos += need
+        if channels == 1:
+            arr = arr[..., 0]
+    mode = _MODES[ctype]
+    if trns is not None and ctype in (0, 2):
+        key = np.frombuffer(trns, dtype=">u2").astype(np.int64)
+        if key.size == channels:
+            top = 65535 if depth == 16 else 255
+            planes = arr.reshape(height, width, channels)
+            hit = np.all(planes == key[: channels], axis=2)
+            alpha = np.where(hit, 0, top).astype(arr.dtype)
+            arr = np.concatenate([planes, alpha[..., np.newaxis]], axis=2)
+            mode += "A"
+    return PngImage(np.ascontiguousarray(arr), mode, depth, orientation)
+
+
+def _exif_orientation(body: bytes) -> int:
+    try:
+        from PIL import Image
+
+        exif = Image.Exif()
+        exif.load(body)
+        value = int(exif.get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block only loses the orientation
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def write_png(data: np.ndarray, *, level: int = 6) -> bytes:
+    """Encode ``(H, W)`` or ``(H, W, C)`` samples, C in 1..4, uint8 or uint16, as a PNG.
+
+    1, 2, 3 or 4 channels are gray, gray+alpha, RGB and RGBA. Rows are written
+    with the Sub filter (8-bit gray: no filter), which suits smooth images and
+    feature maps alike.
+
+    >>> img = np.arange(12, dtype=np.uint16).reshape(2, 2, 3) * 5000
+    >>> back = read_png(write_png(img))
+    >>> back.mode, back.bits, bool(np.array_equal(back.data, img))
+    ('RGB', 16, True)
+    """
+    arr = np.asarray(data)
+    if arr.dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise ValueError(f"PNG holds uint8 or uint16 samples, not {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[..., np.newaxis]
+    if arr.ndim != 3 or not 1 <= arr.shape[2] <= 4:
+        raise ValueError(f"PNG holds 1 to 4 channels, not an array of shape {data.shape}")
+    height, width, channels = arr.shape
+    depth = 16 if arr.dtype == np.uint16 else 8
+    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    rows = np.ascontiguousarray(arr.astype(">u2") if depth == 16 else arr).view(np.uint8).reshape(height, -1)
+    bpp = channels * depth // 8
+    if depth == 8 and channels == 1:
+        kind, body = 0, rows
+    else:
+        kind = 1
+        body = rows.copy()
+        body[:, bpp:] = rows[:, bpp:] - rows[:, :-bpp]  # uint8 arithmetic wraps modulo 256
+    lines = np.empty((height, 1 + body.shape[1]), np.uint8)
+    lines[:, 0] = kind
+    lines[:, 1:] = body
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0)
+    return (
+        SIGNATURE
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(lines.tobytes(), level))
+        + _chunk(b"IEND", b"")
+    )
