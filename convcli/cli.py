@@ -828,6 +828,214 @@ def _show_text(info: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- explain
+
+
+def _text_width() -> int:
+    """Lines of explain text: at most 80 columns, fewer in a narrower terminal."""
+    import shutil
+
+    return max(40, min(80, shutil.get_terminal_size((80, 24)).columns))
+
+
+def _explain_input(text: str, crop_box: Optional[str], channel: Optional[int]) -> Any:
+    """The --input matrix: inline text, an array file, or (a crop of) an image."""
+    from .errors import ParameterError
+    from .explain import crop, parse_crop
+    from .images import ARRAY_SUFFIXES, IMAGE_FORMATS, read_input
+    from .kernels import parse_matrix
+
+    looks_like_file = text.strip().lower().endswith((*ARRAY_SUFFIXES, *IMAGE_FORMATS, ".npy"))
+    if os.path.exists(text) or looks_like_file:
+        data = read_input(text).data
+    else:
+        if crop_box is not None:
+            raise ParameterError("--crop applies to an image or array file, not to an inline --input matrix")
+        data = parse_matrix(text, where="--input", max_side=None)
+    if data.ndim == 3:
+        if channel is None:
+            channel = 0
+            print_note(f"--input has {data.shape[2]} channels; explaining channel 0 (--channel N picks another)")
+        if not 0 <= channel < data.shape[2]:
+            raise ParameterError(f"--channel {channel}: the input has channels 0..{data.shape[2] - 1}")
+        data = data[:, :, channel]
+    elif channel not in (None, 0):
+        raise ParameterError(f"--channel {channel}: the input has one channel (0)")
+    if crop_box is not None:
+        data = crop(data, parse_crop(crop_box))
+    return data
+
+
+def _parse_at(text: str, one_d: bool) -> tuple[int, int]:
+    from .errors import ParameterError
+
+    parts = [p.strip() for p in text.strip().strip("()").split(",")]
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        nums = []
+    if one_d and len(nums) == 1:
+        return 0, nums[0]
+    if len(nums) != 2:
+        want = "N (a 1-D output index) or ROW,COL" if one_d else "ROW,COL, such as 0,0"
+        raise ParameterError(f"--at: {text!r} is not {want}")
+    return nums[0], nums[1]
+
+
+def _image_target(path: str, option: str, suffixes: tuple[str, ...]) -> Any:
+    from pathlib import Path
+
+    target = Path(path)
+    if target.suffix.lower() not in suffixes:
+        raise typer.BadParameter(f"{path!r}: give a file name ending in {' or '.join(suffixes)}", param_hint=option)
+    return target
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def explain(
+    input_: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="MATRIX|FILE",
+            help="The input: an inline matrix ('10 20 30; 40 50 60', rows split by ';'; one row is a 1-D "
+            "signal), an array file (.txt, .csv, .npy) or an image (with --crop for more than 16x16).",
+            show_default=False,
+        ),
+    ],
+    kernel: Annotated[
+        str,
+        typer.Option("-k", "--kernel", metavar="SPEC",
+                     help="Any single kernel -k of apply takes: a name, an inline matrix, a file.",
+                     show_default=False),
+    ],
+    at: Annotated[
+        Optional[str],
+        typer.Option("--at", metavar="ROW,COL",
+                     help="Work out one output position: its patch, the element-wise products and the sum "
+                     "(N for a 1-D input).", show_default=False),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Work out every output position, row by row.")] = False,
+    stride: Annotated[str, typer.Option(metavar="N|RxC", help="Step between placements.")] = "1",
+    padding: Annotated[
+        str,
+        typer.Option(metavar="PAD", help="valid (as in the worked examples), same, full, N, HxW, BEFORE,AFTER "
+                     "or TOP,BOTTOM,LEFT,RIGHT."),
+    ] = "valid",
+    dilation: Annotated[str, typer.Option(metavar="N|RxC", help="Spacing between kernel taps.")] = "1",
+    border: Annotated[
+        str,
+        typer.Option(metavar="MODE", help="What the padded cells hold: zero (as in CNNs), constant=V, "
+                     "replicate, reflect, reflect101, wrap."),
+    ] = "zero",
+    convolve: Annotated[
+        bool, typer.Option("--convolve", help="True convolution: show and use the kernel rotated 180 degrees.")
+    ] = False,
+    crop_box: Annotated[
+        Optional[str],
+        typer.Option("--crop", metavar="X,Y,W,H",
+                     help="Explain this part of an image or array file: left column X, top row Y, width W, "
+                     "height H (at most 16x16).", show_default=False),
+    ] = None,
+    channel: Annotated[
+        Optional[int],
+        typer.Option("--channel", metavar="C", min=0, help="Which channel of a colour input (default 0).",
+                     show_default=False),
+    ] = None,
+    gif: Annotated[
+        Optional[str],
+        typer.Option("--gif", metavar="FILE.gif",
+                     help="Also write an animation of the kernel sliding over the input, one frame per "
+                     "output position.", show_default=False),
+    ] = None,
+    png: Annotated[
+        Optional[str],
+        typer.Option("--png", metavar="FILE.png", help="Also write every frame of the animation into one "
+                     "picture.", show_default=False),
+    ] = None,
+    kernels_file: KernelsOption = None,
+    max_kernel_size: MaxSizeOption = 1025,
+) -> None:
+    """Work a small convolution out by hand: input, kernel, output and the output-size formula.
+
+    Every number shown is the engine's. Defaults follow the textbook examples: no padding
+    (--padding valid) and zeros in the padding (--border zero) when there is some.
+    """
+    from pathlib import Path
+
+    from . import _cli_explain as render
+    from .banks import Bank
+    from .errors import KernelError, ParameterError
+    from .explain import explain as work_out
+
+    item = _resolve_all([kernel], kernels_file=kernels_file, max_side=max_kernel_size)[0]
+    if isinstance(item, Bank):
+        raise KernelError(
+            f"kernel: {item.name!r} is a bank of {len(item.kernels)} kernels ({', '.join(item.member_names)}); "
+            "explain takes one kernel, so name one of them"
+        )
+    targets = []
+    if gif is not None:
+        targets.append(("gif", _image_target(gif, "--gif", (".gif",))))
+    if png is not None:
+        targets.append(("png", _image_target(png, "--png", (".png",))))
+    data = _explain_input(input_, crop_box, channel)
+    for _, target in targets:
+        if os.path.exists(input_) and os.path.exists(target):
+            from .files import same_file
+
+            if same_file(Path(input_), target):
+                raise ParameterError(f"{target} is the input; write the picture to another file")
+    e = work_out(data, item.weights, stride=stride, padding=padding, dilation=dilation, border=border,
+                 convolve=convolve, offset=item.offset)
+    position = None
+    if at is not None:
+        row, col = _parse_at(at, e.one_d)
+        e.check_position(row, col)
+        position = e.position(row, col)
+    width = _text_width()
+    name = item.name if item.source != "inline" else "inline matrix"
+    written = item.matrix if item.scale_text != "1" else None
+    kernel_text = render.explanation_text(e, kernel_name=name, written=written, scale_text=item.scale_text,
+                                          width=width)
+    parts = [kernel_text]
+    if position is not None:
+        parts.append(render.position_text(e, position, width=width))
+    if all_:
+        parts.append(render.all_positions_text(e, width=width))
+    sys.stdout.write("\n".join(parts))
+    for kind, target in targets:
+        from .drawing import slide_frames, strip
+
+        frames = slide_frames(e)
+        if kind == "gif":
+            from .drawing import gif_bytes
+
+            data_bytes = gif_bytes(frames)
+            _atomic_bytes(target, data_bytes)
+            sys.stderr.write(f"wrote {target} ({len(frames)} frames, {frames[0].image.width}x"
+                             f"{frames[0].image.height})\n")
+        else:
+            picture = strip(frames)
+            _atomic_bytes(target, _png_bytes(picture))
+            sys.stderr.write(f"wrote {target} ({len(frames)} frames, {picture.width}x{picture.height})\n")
+
+
+def _png_bytes(picture: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _atomic_bytes(target: Any, data: bytes) -> None:
+    from .files import atomic_write
+
+    atomic_write(target, lambda fh: fh.write(data))
+
+
 def main(prog_name: str = "convcli") -> None:
     """Console-script entry point."""
     # The engine calls BLAS from its own worker threads; OpenBLAS's threads on top of those
