@@ -1036,6 +1036,85 @@ def _atomic_bytes(target: Any, data: bytes) -> None:
     atomic_write(target, lambda fh: fh.write(data))
 
 
+# ----------------------------------------------------------------------------- gallery
+
+
+def _gallery_items(specs: Optional[list[str]], tag: Optional[str], kernels_file: Optional[list[str]],
+                   max_side: int) -> list[Any]:
+    """-k specs (a comma list of registry names counts as several), a --tag, or the default list."""
+    from .gallery import DEFAULT_KERNELS
+
+    registry = _registry(kernels_file, max_side=max_side, quiet=True)
+    if tag is not None:
+        if specs:
+            raise typer.BadParameter("give -k or --tag, not both", param_hint="--tag")
+        want = tag.strip().lower()
+        names = [k.name for k in registry.kernels.values() if want in k.tags]
+        names += [b.name for b in registry.banks.values() if want in b.tags]
+        if not names:
+            raise typer.BadParameter(f"no kernel has the tag {tag!r}; `convcli kernels list` shows the tags",
+                                     param_hint="--tag")
+        return _resolve_all(names, kernels_file=kernels_file, max_side=max_side)
+    wanted: list[str] = []
+    for spec in specs or list(DEFAULT_KERNELS):
+        parts = [p.strip() for p in spec.split(",")]
+        if len(parts) > 1 and all(p and registry.find(p) is not None for p in parts):
+            wanted += parts
+        else:
+            wanted.append(spec)
+    return _resolve_all(wanted, kernels_file=kernels_file, max_side=max_side)
+
+
+@app.command()
+def gallery(
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="The image (or array file) to filter.",
+                                         show_default=False)],
+    output: Annotated[
+        str, typer.Option("-o", "--output", metavar="FILE.png", help="Where to write the gallery.",
+                          show_default=False)
+    ],
+    kernel: Annotated[
+        Optional[list[str]],
+        typer.Option("-k", "--kernel", metavar="SPEC",
+                     help="A kernel or bank to show (repeat, or a comma list of names: -k sobel-x,sobel-y). "
+                     "Default: identity, sobel-x, sobel-y, sobel (magnitude), box-blur, gaussian-blur, "
+                     "sharpen, laplacian, emboss.", show_default=False),
+    ] = None,
+    tag: Annotated[
+        Optional[str], typer.Option("--tag", metavar="TAG", help="Every kernel and bank with this tag (edge, "
+                                    "blur, ...).", show_default=False)
+    ] = None,
+    map_: Annotated[
+        str,
+        typer.Option("--map", metavar="MAP", help="auto (diverging blue-white-red for signed maps, grey "
+                     "otherwise), diverging, clip, abs, offset or rescale, for every tile."),
+    ] = "auto",
+    size: Annotated[int, typer.Option("--size", metavar="PX", min=16, max=1024,
+                                      help="Longest side of each tile; the image is shrunk to it first, "
+                                      "then filtered.")] = 256,
+    kernels_file: KernelsOption = None,
+    max_kernel_size: MaxSizeOption = 1025,
+) -> None:
+    """One picture: the image and its map through each of several kernels, labelled with the matrix."""
+    from pathlib import Path
+
+    from .files import same_file
+    from .gallery import GALLERY_MAPS, gallery as draw
+    from .images import read_input
+
+    how = _choice("--map", map_, GALLERY_MAPS)
+    target = _image_target(output, "--output", (".png",))
+    if Path(image).exists() and target.exists() and same_file(Path(image), target):
+        raise typer.BadParameter(f"{output!r} is the input; write the gallery to another file",
+                                 param_hint="--output")
+    items = _gallery_items(kernel, tag, kernels_file, max_kernel_size)
+    loaded = read_input(image)
+    sheet = draw(loaded.data, items, bits=loaded.bits, map_=how, max_side=size,
+                 title=f"{os.path.basename(image)} through {len(items)} kernels")
+    _atomic_bytes(target, _png_bytes(sheet.image))
+    sys.stderr.write(f"wrote {output} ({len(items) + 1} tiles, {sheet.image.width}x{sheet.image.height})\n")
+
+
 def main(prog_name: str = "convcli") -> None:
     """Console-script entry point."""
     # The engine calls BLAS from its own worker threads; OpenBLAS's threads on top of those
