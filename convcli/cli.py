@@ -297,6 +297,11 @@ def apply(
     max_kernel_size: MaxSizeOption = 1025,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No report; errors only.")] = False,
+    preview: Annotated[
+        Optional[str],
+        typer.Option("--preview", metavar="FILE.png", help="Also write a contact sheet: each input and its "
+                     "feature maps as thumbnails (at most 12 inputs).", show_default=False),
+    ] = None,
 ) -> None:
     """Filter images with one or more kernels and write the feature maps."""
     from .engine import Border
@@ -336,7 +341,11 @@ def apply(
         if not quiet and not json_:
             sys.stderr.write("".join(_render_run(r) for r in result.runs))
 
+    if preview is not None:
+        _check_preview(preview, plans)
     results = run(plans, filter_spec, on_result=on_result)
+    if preview is not None:
+        _write_preview(preview, results, quiet=quiet)
     failed = sum(not r.ok for r in results)
     if json_:
         doc = {
@@ -1113,6 +1122,63 @@ def gallery(
                  title=f"{os.path.basename(image)} through {len(items)} kernels")
     _atomic_bytes(target, _png_bytes(sheet.image))
     sys.stderr.write(f"wrote {output} ({len(items) + 1} tiles, {sheet.image.width}x{sheet.image.height})\n")
+
+
+# ----------------------------------------------------------------------------- apply --preview
+
+
+def _check_preview(path: str, plans: list[Any]) -> None:
+    """--preview names a .png that is neither an input nor an output of this run."""
+    from pathlib import Path
+
+    from .files import same_file
+
+    target = _image_target(path, "--preview", (".png",))
+    for plan in plans:
+        for other in (plan.input, *plan.outputs):
+            if Path(other) == target or (target.exists() and Path(other).exists() and same_file(target, Path(other))):
+                raise typer.BadParameter(f"{path!r} is also an input or output of this run; pick another name",
+                                         param_hint="--preview")
+
+
+def _preview_pixels(path: str) -> Any:
+    from .gallery import to_display
+    from .images import read_input
+
+    loaded = read_input(path)
+    data = loaded.data
+    if data.ndim == 4 or (data.ndim == 3 and data.shape[2] not in (1, 3)):
+        data = data[..., 0] if data.ndim == 4 else data.mean(axis=2)
+    if loaded.bits == 8 and data.dtype.kind == "u":
+        return data
+    if loaded.bits == 16:
+        return (data >> 8).astype("uint8")
+    signed = float(data.min()) < 0
+    return to_display(data, "diverging" if signed else "rescale")
+
+
+def _write_preview(path: str, results: list[Any], *, quiet: bool) -> None:
+    """Read back each input and the maps this run wrote, and draw them as one sheet."""
+    from pathlib import Path
+
+    from .gallery import contact_sheet
+
+    rows = []
+    for result in results:
+        if not result.runs:
+            continue
+        try:
+            maps = [(Path(r.output).name, _preview_pixels(r.output)) for r in result.runs]
+            rows.append((Path(result.input).name, _preview_pixels(result.input), maps))
+        except ConvcliError as exc:
+            print_error(f"--preview: {exc}")
+    if not rows:
+        print_error(f"--preview: nothing was written, so {path} was not drawn")
+        return
+    sheet = contact_sheet(rows)
+    _atomic_bytes(Path(path), _png_bytes(sheet.image))
+    if not quiet:
+        sys.stderr.write(f"preview: {path} ({len(rows)} inputs, {sheet.image.width}x{sheet.image.height})\n")
 
 
 def main(prog_name: str = "convcli") -> None:

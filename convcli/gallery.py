@@ -305,4 +305,7 @@ def _thumb(pixels: np.ndarray, side: int) -> np.ndarray:
 
     img = Image.fromarray(np.ascontiguousarray(pixels))
     img.thumbnail((side, side), Image.Resampling.BOX)
+    factor = side // max(img.size)
+    if factor > 1:  # a small array: show its cells as blocks
+        img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
     return np.asarray(img)
