@@ -343,6 +343,11 @@ def apply(
         Optional[str], typer.Option(metavar="FILE.json", help="Also write the report as JSON to this file.",
                                     show_default=False)
     ] = None,
+    preview: Annotated[
+        Optional[str],
+        typer.Option("--preview", metavar="FILE.png", help="Also write a contact sheet: each input and its "
+                     "feature maps as thumbnails (at most 12 inputs).", show_default=False),
+    ] = None,
 ) -> None:
     """Filter images with one or more kernels and write the feature maps."""
     from .engine import Border
@@ -403,7 +408,11 @@ def apply(
         if not quiet and not json_:
             sys.stderr.write("".join(_render_run(r) for r in result.runs))
 
+    if preview is not None:
+        _check_preview(preview, plans)
     results = run(plans, filter_spec, on_result=on_result, stream=sys.stdout.buffer if to_stdout else None)
+    if preview is not None:
+        _write_preview(preview, results, quiet=quiet)
     failed = sum(not r.ok for r in results)
     doc = {
         "version": __version__,
@@ -909,6 +918,353 @@ def _show_text(info: Any) -> str:
         lines.append(f"  {m.kernel.name}  {_size(m.kernel.shape)}  {m.kernel.description}".rstrip())
         lines += _show_kernel_lines(m, indent="    ")
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- explain
+
+
+def _text_width() -> int:
+    """Lines of explain text: at most 80 columns, fewer in a narrower terminal."""
+    import shutil
+
+    return max(40, min(80, shutil.get_terminal_size((80, 24)).columns))
+
+
+def _explain_input(text: str, crop_box: Optional[str], channel: Optional[int]) -> Any:
+    """The --input matrix: inline text, an array file, or (a crop of) an image."""
+    from .errors import ParameterError
+    from .explain import crop, parse_crop
+    from .images import ARRAY_SUFFIXES, IMAGE_FORMATS, read_input
+    from .kernels import parse_matrix
+
+    looks_like_file = text.strip().lower().endswith((*ARRAY_SUFFIXES, *IMAGE_FORMATS, ".npy"))
+    if os.path.exists(text) or looks_like_file:
+        data = read_input(text).data
+    else:
+        if crop_box is not None:
+            raise ParameterError("--crop applies to an image or array file, not to an inline --input matrix")
+        data = parse_matrix(text, where="--input", max_side=None)
+    if data.ndim == 3:
+        if channel is None:
+            channel = 0
+            print_note(f"--input has {data.shape[2]} channels; explaining channel 0 (--channel N picks another)")
+        if not 0 <= channel < data.shape[2]:
+            raise ParameterError(f"--channel {channel}: the input has channels 0..{data.shape[2] - 1}")
+        data = data[:, :, channel]
+    elif channel not in (None, 0):
+        raise ParameterError(f"--channel {channel}: the input has one channel (0)")
+    if crop_box is not None:
+        data = crop(data, parse_crop(crop_box))
+    return data
+
+
+def _parse_at(text: str, one_d: bool) -> tuple[int, int]:
+    from .errors import ParameterError
+
+    parts = [p.strip() for p in text.strip().strip("()").split(",")]
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        nums = []
+    if one_d and len(nums) == 1:
+        return 0, nums[0]
+    if len(nums) != 2:
+        want = "N (a 1-D output index) or ROW,COL" if one_d else "ROW,COL, such as 0,0"
+        raise ParameterError(f"--at: {text!r} is not {want}")
+    return nums[0], nums[1]
+
+
+def _image_target(path: str, option: str, suffixes: tuple[str, ...]) -> Any:
+    from pathlib import Path
+
+    target = Path(path)
+    if target.suffix.lower() not in suffixes:
+        raise typer.BadParameter(f"{path!r}: give a file name ending in {' or '.join(suffixes)}", param_hint=option)
+    return target
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def explain(
+    input_: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="MATRIX|FILE",
+            help="The input: an inline matrix ('10 20 30; 40 50 60', rows split by ';'; one row is a 1-D "
+            "signal), an array file (.txt, .csv, .npy) or an image (with --crop for more than 16x16).",
+            show_default=False,
+        ),
+    ],
+    kernel: Annotated[
+        str,
+        typer.Option("-k", "--kernel", metavar="SPEC",
+                     help="Any single kernel -k of apply takes: a name, an inline matrix, a file.",
+                     show_default=False),
+    ],
+    at: Annotated[
+        Optional[str],
+        typer.Option("--at", metavar="ROW,COL",
+                     help="Work out one output position: its patch, the element-wise products and the sum "
+                     "(N for a 1-D input).", show_default=False),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Work out every output position, row by row.")] = False,
+    stride: Annotated[str, typer.Option(metavar="N|RxC", help="Step between placements.")] = "1",
+    padding: Annotated[
+        str,
+        typer.Option(metavar="PAD", help="valid (as in the worked examples), same, full, N, HxW, BEFORE,AFTER "
+                     "or TOP,BOTTOM,LEFT,RIGHT."),
+    ] = "valid",
+    dilation: Annotated[str, typer.Option(metavar="N|RxC", help="Spacing between kernel taps.")] = "1",
+    border: Annotated[
+        str,
+        typer.Option(metavar="MODE", help="What the padded cells hold: zero (as in CNNs), constant=V, "
+                     "replicate, reflect, reflect101, wrap."),
+    ] = "zero",
+    convolve: Annotated[
+        bool, typer.Option("--convolve", help="True convolution: show and use the kernel rotated 180 degrees.")
+    ] = False,
+    crop_box: Annotated[
+        Optional[str],
+        typer.Option("--crop", metavar="X,Y,W,H",
+                     help="Explain this part of an image or array file: left column X, top row Y, width W, "
+                     "height H (at most 16x16).", show_default=False),
+    ] = None,
+    channel: Annotated[
+        Optional[int],
+        typer.Option("--channel", metavar="C", min=0, help="Which channel of a colour input (default 0).",
+                     show_default=False),
+    ] = None,
+    gif: Annotated[
+        Optional[str],
+        typer.Option("--gif", metavar="FILE.gif",
+                     help="Also write an animation of the kernel sliding over the input, one frame per "
+                     "output position.", show_default=False),
+    ] = None,
+    png: Annotated[
+        Optional[str],
+        typer.Option("--png", metavar="FILE.png", help="Also write every frame of the animation into one "
+                     "picture.", show_default=False),
+    ] = None,
+    kernels_file: KernelsOption = None,
+    max_kernel_size: MaxSizeOption = 1025,
+) -> None:
+    """Work a small convolution out by hand: input, kernel, output and the output-size formula.
+
+    Every number shown is the engine's. Defaults follow the textbook examples: no padding
+    (--padding valid) and zeros in the padding (--border zero) when there is some.
+    """
+    from pathlib import Path
+
+    from . import _cli_explain as render
+    from .banks import Bank
+    from .errors import KernelError, ParameterError
+    from .explain import explain as work_out
+
+    item = _resolve_all([kernel], kernels_file=kernels_file, max_side=max_kernel_size)[0]
+    if isinstance(item, Bank):
+        raise KernelError(
+            f"kernel: {item.name!r} is a bank of {len(item.kernels)} kernels ({', '.join(item.member_names)}); "
+            "explain takes one kernel, so name one of them"
+        )
+    targets = []
+    if gif is not None:
+        targets.append(("gif", _image_target(gif, "--gif", (".gif",))))
+    if png is not None:
+        targets.append(("png", _image_target(png, "--png", (".png",))))
+    data = _explain_input(input_, crop_box, channel)
+    for _, target in targets:
+        if os.path.exists(input_) and os.path.exists(target):
+            from .files import same_file
+
+            if same_file(Path(input_), target):
+                raise ParameterError(f"{target} is the input; write the picture to another file")
+    e = work_out(data, item.weights, stride=stride, padding=padding, dilation=dilation, border=border,
+                 convolve=convolve, offset=item.offset)
+    position = None
+    if at is not None:
+        row, col = _parse_at(at, e.one_d)
+        e.check_position(row, col)
+        position = e.position(row, col)
+    width = _text_width()
+    name = item.name if item.source != "inline" else "inline matrix"
+    written = item.matrix if item.scale_text != "1" else None
+    kernel_text = render.explanation_text(e, kernel_name=name, written=written, scale_text=item.scale_text,
+                                          width=width)
+    parts = [kernel_text]
+    if position is not None:
+        parts.append(render.position_text(e, position, width=width))
+    if all_:
+        parts.append(render.all_positions_text(e, width=width))
+    sys.stdout.write("\n".join(parts))
+    for kind, target in targets:
+        from .drawing import slide_frames, strip
+
+        frames = slide_frames(e)
+        if kind == "gif":
+            from .drawing import gif_bytes
+
+            data_bytes = gif_bytes(frames)
+            _atomic_bytes(target, data_bytes)
+            sys.stderr.write(f"wrote {target} ({len(frames)} frames, {frames[0].image.width}x"
+                             f"{frames[0].image.height})\n")
+        else:
+            picture = strip(frames)
+            _atomic_bytes(target, _png_bytes(picture))
+            sys.stderr.write(f"wrote {target} ({len(frames)} frames, {picture.width}x{picture.height})\n")
+
+
+def _png_bytes(picture: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _atomic_bytes(target: Any, data: bytes) -> None:
+    from .files import atomic_write
+
+    atomic_write(target, lambda fh: fh.write(data))
+
+
+# ----------------------------------------------------------------------------- gallery
+
+
+def _gallery_items(specs: Optional[list[str]], tag: Optional[str], kernels_file: Optional[list[str]],
+                   max_side: int) -> list[Any]:
+    """-k specs (a comma list of registry names counts as several), a --tag, or the default list."""
+    from .gallery import DEFAULT_KERNELS
+
+    registry = _registry(kernels_file, max_side=max_side, quiet=True)
+    if tag is not None:
+        if specs:
+            raise typer.BadParameter("give -k or --tag, not both", param_hint="--tag")
+        want = tag.strip().lower()
+        names = [k.name for k in registry.kernels.values() if want in k.tags]
+        names += [b.name for b in registry.banks.values() if want in b.tags]
+        if not names:
+            raise typer.BadParameter(f"no kernel has the tag {tag!r}; `convcli kernels list` shows the tags",
+                                     param_hint="--tag")
+        return _resolve_all(names, kernels_file=kernels_file, max_side=max_side)
+    wanted: list[str] = []
+    for spec in specs or list(DEFAULT_KERNELS):
+        parts = [p.strip() for p in spec.split(",")]
+        if len(parts) > 1 and all(p and registry.find(p) is not None for p in parts):
+            wanted += parts
+        else:
+            wanted.append(spec)
+    return _resolve_all(wanted, kernels_file=kernels_file, max_side=max_side)
+
+
+@app.command()
+def gallery(
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="The image (or array file) to filter.",
+                                         show_default=False)],
+    output: Annotated[
+        str, typer.Option("-o", "--output", metavar="FILE.png", help="Where to write the gallery.",
+                          show_default=False)
+    ],
+    kernel: Annotated[
+        Optional[list[str]],
+        typer.Option("-k", "--kernel", metavar="SPEC",
+                     help="A kernel or bank to show (repeat, or a comma list of names: -k sobel-x,sobel-y). "
+                     "Default: identity, sobel-x, sobel-y, sobel (magnitude), box-blur, gaussian-blur, "
+                     "sharpen, laplacian, emboss.", show_default=False),
+    ] = None,
+    tag: Annotated[
+        Optional[str], typer.Option("--tag", metavar="TAG", help="Every kernel and bank with this tag (edge, "
+                                    "blur, ...).", show_default=False)
+    ] = None,
+    map_: Annotated[
+        str,
+        typer.Option("--map", metavar="MAP", help="auto (diverging blue-white-red for signed maps, grey "
+                     "otherwise), diverging, clip, abs, offset or rescale, for every tile."),
+    ] = "auto",
+    size: Annotated[int, typer.Option("--size", metavar="PX", min=16, max=1024,
+                                      help="Longest side of each tile; the image is shrunk to it first, "
+                                      "then filtered.")] = 256,
+    kernels_file: KernelsOption = None,
+    max_kernel_size: MaxSizeOption = 1025,
+) -> None:
+    """One picture: the image and its map through each of several kernels, labelled with the matrix."""
+    from pathlib import Path
+
+    from .files import same_file
+    from .gallery import GALLERY_MAPS, gallery as draw
+    from .images import read_input
+
+    how = _choice("--map", map_, GALLERY_MAPS)
+    target = _image_target(output, "--output", (".png",))
+    if Path(image).exists() and target.exists() and same_file(Path(image), target):
+        raise typer.BadParameter(f"{output!r} is the input; write the gallery to another file",
+                                 param_hint="--output")
+    items = _gallery_items(kernel, tag, kernels_file, max_kernel_size)
+    loaded = read_input(image)
+    sheet = draw(loaded.data, items, bits=loaded.bits, map_=how, max_side=size,
+                 title=f"{os.path.basename(image)} through {len(items)} kernels")
+    _atomic_bytes(target, _png_bytes(sheet.image))
+    sys.stderr.write(f"wrote {output} ({len(items) + 1} tiles, {sheet.image.width}x{sheet.image.height})\n")
+
+
+# ----------------------------------------------------------------------------- apply --preview
+
+
+def _check_preview(path: str, plans: list[Any]) -> None:
+    """--preview names a .png that is neither an input nor an output of this run."""
+    from pathlib import Path
+
+    from .files import same_file
+
+    target = _image_target(path, "--preview", (".png",))
+    for plan in plans:
+        if str(plan.input) == "-" or any(str(o) == "-" for o in plan.outputs):
+            raise typer.BadParameter("a preview reads the input and the maps back from files; it cannot "
+                                     "with standard input or output (-)", param_hint="--preview")
+        for other in (plan.input, *plan.outputs):
+            if Path(other) == target or (target.exists() and Path(other).exists() and same_file(target, Path(other))):
+                raise typer.BadParameter(f"{path!r} is also an input or output of this run; pick another name",
+                                         param_hint="--preview")
+
+
+def _preview_pixels(path: str) -> Any:
+    from .gallery import to_display
+    from .images import read_input
+
+    loaded = read_input(path)
+    data = loaded.data
+    if data.ndim == 4 or (data.ndim == 3 and data.shape[2] not in (1, 3)):
+        data = data[..., 0] if data.ndim == 4 else data.mean(axis=2)
+    if loaded.bits == 8 and data.dtype.kind == "u":
+        return data
+    if loaded.bits == 16:
+        return (data >> 8).astype("uint8")
+    signed = float(data.min()) < 0
+    return to_display(data, "diverging" if signed else "rescale")
+
+
+def _write_preview(path: str, results: list[Any], *, quiet: bool) -> None:
+    """Read back each input and the maps this run wrote, and draw them as one sheet."""
+    from pathlib import Path
+
+    from .gallery import contact_sheet
+
+    rows = []
+    for result in results:
+        if not result.runs:
+            continue
+        try:
+            maps = [(Path(r.output).name, _preview_pixels(r.output)) for r in result.runs]
+            rows.append((Path(result.input).name, _preview_pixels(result.input), maps))
+        except ConvcliError as exc:
+            print_error(f"--preview: {exc}")
+    if not rows:
+        print_error(f"--preview: nothing was written, so {path} was not drawn")
+        return
+    sheet = contact_sheet(rows)
+    _atomic_bytes(Path(path), _png_bytes(sheet.image))
+    if not quiet:
+        sys.stderr.write(f"preview: {path} ({len(rows)} inputs, {sheet.image.width}x{sheet.image.height})\n")
 
 
 def main(prog_name: str = "convcli") -> None:

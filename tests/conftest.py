@@ -66,3 +66,18 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, rel: float = 1e-5) ->
     span = float(np.max(np.abs(expected))) or 1.0
     err = float(np.max(np.abs(actual.astype(np.float64) - expected)))
     assert err <= rel * span, f"max error {err} > {rel} * {span}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="Rewrite the expected text of golden tests (tests/data/golden/) from the current output; "
+        "check every changed file by eye before committing it.",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
