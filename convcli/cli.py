@@ -133,16 +133,17 @@ def apply(
         ),
     ],
     kernel: Annotated[
-        list[str],
+        Optional[list[str]],
         typer.Option(
             "-k",
             "--kernel",
             metavar="SPEC",
             help="A kernel name (sobel-x, gaussian-blur, ...), an inline matrix such as "
-            "'1 0 -1; 2 0 -2; 1 0 -1', or @FILE (.npy, .txt, .csv). Repeat for several.",
+            "'1 0 -1; 2 0 -2; 1 0 -1', or @FILE (.npy, .txt, .csv). Repeat for several. "
+            "Either this or --weights.",
             show_default=False,
         ),
-    ],
+    ] = None,
     output: Annotated[
         Optional[str],
         typer.Option(
@@ -160,13 +161,14 @@ def apply(
     ] = "same",
     dilation: Annotated[str, typer.Option(metavar="N|RxC", help="Spacing between kernel taps.")] = "1",
     border: Annotated[
-        str,
+        Optional[str],
         typer.Option(
             metavar="MODE",
             help="Pixels beyond the edge: reflect, reflect101, replicate, wrap, zero or constant=V "
-            "(aliases: edge, nearest, symmetric, tile, ...)."
+            "(aliases: edge, nearest, symmetric, tile, ...). [default: reflect; zero with --weights]",
+            show_default=False,
         ),
-    ] = "reflect",
+    ] = None,
     convolve: Annotated[
         bool, typer.Option("--convolve", help="True convolution: rotate the kernel 180 degrees first.")
     ] = False,
@@ -189,10 +191,109 @@ def apply(
     threads: Annotated[
         Optional[str], typer.Option(metavar="N", help="Worker threads for the engine. Default: all cores.")
     ] = None,
+    weights: Annotated[
+        Optional[str],
+        typer.Option(
+            "--weights",
+            metavar="FILE",
+            help="Run a convolution layer instead of -k: FILE.npy (C_out, C_in, kh, kw), FILE.npz with "
+            "'weight' (and 'bias'), or FILE.npz:KEY for one entry of a saved state dict.",
+        ),
+    ] = None,
+    bias: Annotated[
+        Optional[str],
+        typer.Option(
+            "--bias",
+            metavar="FILE",
+            help="The layer's bias, C_out values: FILE.npy or FILE.npz[:KEY]. Default: the .npz's own.",
+        ),
+    ] = None,
+    layout: Annotated[
+        Optional[str],
+        typer.Option(
+            "--layout",
+            metavar="oihw|hwio",
+            help="Axis order of the weights: oihw (PyTorch: C_out, C_in, kh, kw) or hwio (TensorFlow: "
+            "kh, kw, C_in, C_out). [default: oihw]",
+            show_default=False,
+        ),
+    ] = None,
+    groups: Annotated[
+        Optional[str],
+        typer.Option(
+            "--groups",
+            metavar="G",
+            help="Groups: C_in and C_out divide by G; G = C_in = C_out is depthwise. [default: 1]",
+            show_default=False,
+        ),
+    ] = None,
+    input_scale: Annotated[
+        Optional[str],
+        typer.Option(
+            "--input-scale",
+            metavar="S",
+            help="Multiply the input by S before the layer, such as 1/255 for 8-bit images.",
+        ),
+    ] = None,
+    mean: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mean",
+            metavar="M[,M...]",
+            help="Subtract per channel after --input-scale (ImageNet's: 0.485,0.456,0.406).",
+        ),
+    ] = None,
+    std: Annotated[
+        Optional[str],
+        typer.Option(
+            "--std",
+            metavar="S[,S...]",
+            help="Then divide per channel (ImageNet's: 0.229,0.224,0.225).",
+        ),
+    ] = None,
+    grid: Annotated[
+        Optional[str],
+        typer.Option(
+            "--grid",
+            metavar="PNG",
+            help="Also draw every feature map as a labelled tile in one PNG (or a folder for several inputs).",
+        ),
+    ] = None,
+    show_filters: Annotated[
+        Optional[str],
+        typer.Option(
+            "--show-filters",
+            metavar="PNG",
+            help="Draw the layer's filters themselves in a PNG.",
+        ),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No report; errors only.")] = False,
 ) -> None:
-    """Filter images with one or more kernels and write the feature maps."""
+    """Filter images with one or more kernels, or run a convolution layer's weights (--weights),
+    and write the feature maps."""
+    layer_options = {
+        "--bias": bias, "--layout": layout, "--groups": groups, "--input-scale": input_scale, "--mean": mean,
+        "--std": std, "--grid": grid, "--show-filters": show_filters,
+    }
+    if weights is not None:
+        if kernel:
+            raise typer.BadParameter("give -k/--kernel or --weights, not both", param_hint="--weights")
+        from ._cli_layer import run_layer_command
+
+        run_layer_command(
+            inputs, weights=weights, output=output, stride=stride, padding=padding, dilation=dilation,
+            border=border, convolve=convolve, map_=map_, engine=engine, threads=threads, json_=json_,
+            quiet=quiet, **{name.lstrip("-").replace("-", "_"): value for name, value in layer_options.items()},
+        )
+        return
+    if not kernel:
+        raise typer.BadParameter("give a kernel with -k/--kernel, or a layer's weights with --weights",
+                                 param_hint="--kernel")
+    given = [name for name, value in layer_options.items() if value is not None]
+    if given:
+        raise typer.BadParameter(f"{given[0]} applies to a convolution layer; give its --weights too",
+                                 param_hint=given[0])
     from .engine import Border
     from .engine import ENGINES
     from .geometry import PaddingSpec, parse_count, parse_pair
@@ -211,7 +312,7 @@ def apply(
         stride=parse_pair("stride", stride),
         padding=PaddingSpec.parse(padding),
         dilation=parse_pair("dilation", dilation),
-        border=Border.parse(border),
+        border=Border.parse(border if border is not None else "reflect"),
         convolve=convolve,
         map=map_.strip().lower(),
         engine=_choice("--engine", engine, ENGINES),
