@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import KernelError, ParameterError, ShapeError
+from .errors import ConvcliError, KernelError, ParameterError, ShapeError
 
 __all__ = ["LAYOUTS", "LayerWeights", "parse_layout", "split_spec", "load_weights", "load_bias", "check_channels"]
 
@@ -104,14 +104,15 @@ def parse_layout(text: str) -> str:
 
 
 def split_spec(spec: str) -> tuple[Path, str | None]:
-    """``file.npz:key`` -> (path, key); anything else -> (path, None).
+    """``file.npz:key`` -> (path, key); anything else -> (path, None). (``file.npy:key`` is split
+    too, so that the key can be refused with a reason.)
 
     >>> split_spec("model.npz:conv1.weight")
     (PosixPath('model.npz'), 'conv1.weight')
     >>> split_spec("conv1.npy")
     (PosixPath('conv1.npy'), None)
     """
-    match = re.fullmatch(r"(.+?\.npz):(.*)", spec.strip(), flags=re.I)
+    match = re.fullmatch(r"(.+?\.np[yz]):(.*)", spec.strip(), flags=re.I)
     if match:
         return Path(match.group(1)), match.group(2)
     return Path(spec.strip()), None
@@ -188,12 +189,16 @@ def _read_array(option: str, path: Path, key: str | None) -> tuple[np.ndarray, s
             raise KernelError(f"{option} {shown}: no entry {key!r} in {path}{hint}; it holds: {_listing(shapes)}")
         with np.load(path, allow_pickle=False) as npz:
             return npz[key], key
+    except ConvcliError:
+        raise
     except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+        if "Object arrays" in str(exc):
             raise KernelError(
                 f"{option} {shown} holds Python objects (a ragged list of arrays?), not one numeric array; "
                 "save a regular array, such as numpy.save(path, numpy.asarray(w, dtype=numpy.float32))"
             ) from None
+        if "pickled data" in str(exc):  # not the .npy format at all: NumPy took it for a pickle
+            raise KernelError(f"{option} {shown} is not an array NumPy can read (not in the .npy format)") from None
         raise KernelError(f"{option} {shown} is not an array NumPy can read ({exc})") from None
     except (OSError, EOFError) as exc:
         raise KernelError(f"{option} {shown} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
