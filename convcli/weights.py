@@ -135,9 +135,19 @@ def _open_file(option: str, path: Path) -> None:
         raise ParameterError(f"{option} {path} {what}; give a .npy or .npz file")
 
 
-def _npz_shapes(path: Path) -> dict[str, tuple[int, ...] | None]:
-    """Entry name -> shape, read from the headers only (None when a header cannot be read)."""
-    shapes: dict[str, tuple[int, ...] | None] = {}
+def _header(fh) -> tuple[tuple[int, ...], np.dtype] | None:  # noqa: ANN001
+    """Shape and dtype from a .npy header; None when it is not one NumPy's public readers know."""
+    version = np.lib.format.read_magic(fh)  # ValueError when not the .npy format
+    read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read is None:
+        return None
+    shape, _, dtype = read(fh)
+    return tuple(shape), dtype
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype] | None]:
+    """Entry name -> (shape, dtype), read from the headers only (None when unreadable)."""
+    headers: dict[str, tuple[tuple[int, ...], np.dtype] | None] = {}
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
             if not info.filename.endswith(".npy"):
@@ -145,13 +155,21 @@ def _npz_shapes(path: Path) -> dict[str, tuple[int, ...] | None]:
             key = info.filename[: -len(".npy")]
             try:
                 with zf.open(info) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    read = {(1, 0): np.lib.format.read_array_header_1_0,
-                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                    shapes[key] = tuple(read(fh)[0]) if read is not None else None
+                    headers[key] = _header(fh)
             except (ValueError, OSError, zipfile.BadZipFile):
-                shapes[key] = None
-    return shapes
+                headers[key] = None
+    return headers
+
+
+def _npz_shapes(path: Path) -> dict[str, tuple[int, ...] | None]:
+    return {k: (h[0] if h is not None else None) for k, h in _npz_headers(path).items()}
+
+
+def _ragged(option: str, shown: str) -> KernelError:
+    return KernelError(
+        f"{option} {shown} holds Python objects (a ragged list of arrays?), not one numeric array; "
+        "save a regular array, such as numpy.save(path, numpy.asarray(w, dtype=numpy.float32))"
+    )
 
 
 def _listing(shapes: dict[str, tuple[int, ...] | None], limit: int = 12) -> str:
@@ -167,9 +185,18 @@ def _read_array(option: str, path: Path, key: str | None) -> tuple[np.ndarray, s
         if path.suffix.lower() == ".npy":
             if key is not None:
                 raise ParameterError(f"{option} {shown}: only .npz files have entries; give {path} alone")
+            with open(path, "rb") as fh:
+                try:
+                    header = _header(fh)
+                except ValueError:
+                    raise KernelError(f"{option} {shown} is not an array NumPy can read (not in the .npy format)") \
+                        from None
+            if header is not None and header[1].hasobject:
+                raise _ragged(option, shown)
             return np.load(path, allow_pickle=False), ""
         try:
-            shapes = _npz_shapes(path)
+            headers = _npz_headers(path)
+            shapes = {k: (h[0] if h is not None else None) for k, h in headers.items()}
         except zipfile.BadZipFile:
             raise KernelError(f"{option} {path} is not an .npz file NumPy can read (not a zip archive)") from None
         if not shapes:
@@ -187,18 +214,16 @@ def _read_array(option: str, path: Path, key: str | None) -> tuple[np.ndarray, s
             near = get_close_matches(key, list(shapes), n=1, cutoff=0.6)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise KernelError(f"{option} {shown}: no entry {key!r} in {path}{hint}; it holds: {_listing(shapes)}")
+        header = headers[key]
+        if header is not None and header[1].hasobject:
+            raise _ragged(option, f"{path}:{key}")
         with np.load(path, allow_pickle=False) as npz:
             return npz[key], key
     except ConvcliError:
         raise
     except ValueError as exc:
-        if "Object arrays" in str(exc):
-            raise KernelError(
-                f"{option} {shown} holds Python objects (a ragged list of arrays?), not one numeric array; "
-                "save a regular array, such as numpy.save(path, numpy.asarray(w, dtype=numpy.float32))"
-            ) from None
-        if "pickled data" in str(exc):  # not the .npy format at all: NumPy took it for a pickle
-            raise KernelError(f"{option} {shown} is not an array NumPy can read (not in the .npy format)") from None
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise _ragged(option, shown) from None
         raise KernelError(f"{option} {shown} is not an array NumPy can read ({exc})") from None
     except (OSError, EOFError) as exc:
         raise KernelError(f"{option} {shown} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None

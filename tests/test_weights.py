@@ -91,7 +91,7 @@ def _refused(tmp_path, make, spec, *, error=KernelError, layout="oihw", bias=Non
     with pytest.raises(error) as info:
         load_weights(spec.replace("{d}", str(tmp_path)), layout=layout, bias=bias and bias.replace("{d}", str(tmp_path)))
     message = str(info.value)
-    assert "\n" not in message and info.value.usage and "NumPy can read (" not in message.replace("(not in the .npy format)", "")
+    assert "\n" not in message and info.value.usage and "allow_pickle" not in message
     return message
 
 
@@ -245,3 +245,11 @@ def test_the_shipped_weights_are_what_the_script_makes():
     # the filters do what the script's table says: brightness sums to 1, the rest to 0
     sums = w.astype(np.float64).sum(axis=(1, 2, 3))
     np.testing.assert_allclose(sums, [1, 0, 0, 0, 0, 0, 0, 0], atol=1e-6)
+
+
+def test_ragged_entry_in_an_npz(tmp_path):
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = np.ones(3), np.ones(2)
+    np.savez(tmp_path / "r.npz", weight=ragged)
+    with pytest.raises(KernelError, match=r"r.npz:weight holds Python objects \(a ragged list of arrays\?\)"):
+        load_weights(str(tmp_path / "r.npz"))
