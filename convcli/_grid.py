@@ -33,13 +33,13 @@ _MARGIN = 6
 
 
 def diverging_lut() -> np.ndarray:
-    """256 RGB colours: index 0 is -1 (blue), 127.5 is 0 (white), 255 is +1 (red).
+    """255 RGB colours for -1..1: index 0 is -1 (blue), 127 is 0 (white), 254 is +1 (red).
 
     >>> lut = diverging_lut()
-    >>> lut[0].tolist(), lut[255].tolist()
-    ([33, 102, 172], [178, 24, 43])
+    >>> lut[0].tolist(), lut[127].tolist(), lut[254].tolist()
+    ([33, 102, 172], [255, 255, 255], [178, 24, 43])
     """
-    t = np.linspace(-1.0, 1.0, 256)[:, None]
+    t = np.linspace(-1.0, 1.0, 255)[:, None]
     lo, mid, hi = (np.array(c, dtype=np.float64) for c in DIVERGING)
     rgb = np.where(t < 0, mid + (lo - mid) * -t, mid + (hi - mid) * t)
     return np.rint(rgb).astype(np.uint8)
@@ -78,10 +78,14 @@ def _resize(t: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img.resize((size[1], size[0]), method), dtype=np.float64)
 
 
+def _lut_index(t: np.ndarray) -> np.ndarray:
+    """-1..1 -> 0..254 (0 exactly at 127)."""
+    return np.clip(np.rint((t + 1.0) * 127.0), 0, 254).astype(np.uint8)
+
+
 def _colour(t: np.ndarray, signed: bool) -> np.ndarray:
     if signed:
-        idx = np.clip(np.rint((t + 1.0) * 127.5), 0, 255).astype(np.uint8)
-        return diverging_lut()[idx]
+        return diverging_lut()[_lut_index(t)]
     g = np.clip(np.rint(t * 255.0), 0, 255).astype(np.uint8)
     return np.repeat(g[:, :, None], 3, axis=2)
 
@@ -169,8 +173,7 @@ def filter_picture(weights: np.ndarray, *, min_tile: int = 48, max_inputs: int =
     for o in range(c_out):
         peak = float(np.max(np.abs(w[o]))) or 1.0
         for c in range(shown_inputs):
-            idx = np.clip(np.rint((w[o, c] / peak + 1.0) * 127.5), 0, 255).astype(np.uint8)
-            tiles.append(np.kron(lut[idx], np.ones((f, f, 1), np.uint8)))
+            tiles.append(np.kron(lut[_lut_index(w[o, c] / peak)], np.ones((f, f, 1), np.uint8)))
             labels.append(f"{o}" if c == 0 else f"{o}.{c}")
     legend.append("one row per filter, one tile per input channel (label filter.channel); "
                   "blue negative, white zero, red positive; each filter scaled by its largest |weight|")
