@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from ..errors import KernelError, ParameterError, ShapeError
 from ..geometry import ConvLayer, LayerGeometry, PaddingLike, PaddingSpec, PairLike, layer_geometry, parse_pair
@@ -171,13 +171,14 @@ def run_layer(
         buf = _scratch("layer_in", (rows_in, cols_in, c_in), dtype)
         fill_region(buf, x, u0 * sh - top, v0 * sw - left, border)
         cols = _scratch("layer_cols", (n, w, groups, kh, kw, cig), dtype)
-        rs, cs = (n - 1) * sh + 1, (w - 1) * sw + 1
+        rs, cs = (n - 1) * sh + 1, (w - 1) * sw + 1  # spans of the strided slices
         if row_runs:
-            flat = buf.reshape(rows_in, cols_in * c_in)
-            windows = sliding_window_view(flat, kw * c_in, axis=1)  # (rows_in, ..., kw*C_in)
-            dst = cols.reshape(n, w, kh, kw * c_in)
-            for i in range(kh):
-                np.copyto(dst[:, :, i], windows[i * dh : i * dh + rs : sh, 0 : (w - 1) * sw * c_in + 1 : sw * c_in])
+            # patches[y, x, i] = the kw*C_in values buf[y*sh + i*dh, x*sw : x*sw + kw] (one view, no copy)
+            item = buf.itemsize
+            row = cols_in * c_in * item
+            patches = as_strided(buf, shape=(n, w, kh, kw * c_in), strides=(sh * row, sw * c_in * item, dh * row, item),
+                                 writeable=False)
+            np.copyto(cols.reshape(n, w, kh, kw * c_in), patches)
         else:
             grouped = buf.reshape(rows_in, cols_in, groups, cig)
             for i in range(kh):
