@@ -46,7 +46,7 @@ def render_layer_run(run: Any) -> str:
     if run.normalisation is not None:
         from .layer import describe_normalisation
 
-        rows.append(("input'", describe_normalisation(run.normalisation)))
+        rows.append(("norm", describe_normalisation(run.normalisation)))
     rows += [
         ("stride", f"{_size(g.layer.stride)}   dilation {_size(g.layer.dilation)}   border {run.border}"),
         ("padding", f"{rule}top {t}, bottom {b}, left {l}, right {r}"),
