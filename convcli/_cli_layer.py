@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from . import __version__
-from .errors import ConvcliError, ExitCode
+from .errors import ConvcliError, ExitCode, ParameterError
 
 
 def _size(shape: Any) -> str:
@@ -111,6 +111,20 @@ def run_layer_command(
         threads=parse_count("--threads", threads) if threads is not None else None,
         map=map_.strip().lower(),
     )
+    c_out, cig = layer_weights.weight.shape[:2]
+    if spec.engine == "separable" and cig == 1 and c_out == spec.groups:
+        import numpy as np
+
+        from .engine import separable_rank_limit
+
+        limit = separable_rank_limit()
+        for o in range(c_out):
+            rank = int(np.linalg.matrix_rank(layer_weights.weight[o, 0]))
+            if rank > limit:
+                raise ParameterError(
+                    f"engine: filter {o} of {weights} has rank {rank}; the separable path runs kernels of "
+                    f"rank 1 to {limit} (use --engine auto)"
+                )
     protected = [split_spec(weights)[0]] + ([split_spec(bias)[0]] if bias is not None else [])
     try:
         plans = plan_layer_outputs([Path(p) for p in inputs], layer_weights.name, output, grid, show_filters,

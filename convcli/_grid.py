@@ -7,12 +7,14 @@ both signs uses a diverging colour map, blue for negative, white for zero, red f
 positive, scaled by the map's largest ``|value|`` (so zero is always white); a map of one
 sign is grey, black at its minimum and white at its maximum; a constant map is mid-grey.
 Tiles are the map's size, shrunk (area average) so that the long side is at most
-``max_tile`` pixels, or enlarged (nearest neighbour) to at least ``min_tile``.
+``max_tile`` pixels (less when there are so many maps that the picture would be wider than
+:data:`MAX_WIDTH`), or enlarged (nearest neighbour) to at least ``min_tile``.
 
 Filters (:func:`filter_picture`): a filter over 3 input channels is one RGB tile (the
 weights of the R, G and B inputs as the tile's colours, mid-grey for zero, scaled by the
-filter's largest ``|weight|``); other filters are a row of diverging tiles, one per input
-channel. Each label is the output channel's index.
+filter's largest ``|weight|``); a filter over one channel (depthwise) is one diverging tile;
+other filters are a row of diverging tiles, one per input channel. Each label is the output
+channel's index.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _TEXT = (235, 235, 235)
 _LABEL = 14
 _GAP = 4
 _MARGIN = 6
+#: the grid of feature maps is kept about this wide, whatever the number of maps
+MAX_WIDTH = 4096
 
 
 def diverging_lut() -> np.ndarray:
@@ -128,8 +132,10 @@ def feature_grid(maps: np.ndarray, *, max_tile: int = 256, min_tile: int = 64, c
     if x.ndim == 2:
         x = x[:, :, None]
     h, w, n = x.shape
-    size = _tile_size(h, w, max_tile, min_tile)
     cols = columns or max(1, math.ceil(math.sqrt(n)))
+    # many maps: smaller tiles, so that the picture stays about 4096 pixels wide at most
+    max_tile = max(16, min(max_tile, MAX_WIDTH // cols - _GAP))
+    size = _tile_size(h, w, max_tile, min(min_tile, max_tile))
     tiles, labels, signed_any, plain_any = [], [], False, False
     for c in range(n):
         t, signed = _normalise(x[:, :, c])
@@ -170,6 +176,14 @@ def filter_picture(weights: np.ndarray, *, min_tile: int = 48, max_inputs: int =
         cols = max(1, math.ceil(math.sqrt(c_out)))
         return _canvas(tiles, labels, cols, legend)
     lut = diverging_lut()
+    if cig == 1:  # depthwise: one tile per filter, in a square grid
+        for o in range(c_out):
+            peak = float(np.max(np.abs(w[o]))) or 1.0
+            tiles.append(np.kron(lut[_lut_index(w[o, 0] / peak)], np.ones((f, f, 1), np.uint8)))
+            labels.append(str(o))
+        legend.append("one tile per filter; blue negative, white zero, red positive; each filter scaled by its "
+                      "largest |weight|")
+        return _canvas(tiles, labels, max(1, math.ceil(math.sqrt(c_out))), legend)
     for o in range(c_out):
         peak = float(np.max(np.abs(w[o]))) or 1.0
         for c in range(shown_inputs):

@@ -390,3 +390,43 @@ def test_the_shipped_layer_matches_torch(cli, tmp_path):
             x = torch.from_numpy((_photo("coffee.jpg") / np.float32(255)).astype(np.float32))
             theirs = conv(x.permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
     assert_close(np.load(tmp_path / "m.npy"), theirs.astype(np.float64))
+
+
+def test_pictures_of_many_maps_and_depthwise_filters_stay_compact(tmp_path):
+    from convcli._grid import MAX_WIDTH, feature_grid, filter_picture
+
+    maps = np.random.default_rng(1).standard_normal((300, 300, 100))
+    pic = feature_grid(maps)
+    assert pic.shape[1] <= MAX_WIDTH + 12 and pic.shape[0] < 1.2 * pic.shape[1]  # 10 x 10 tiles
+    depthwise = filter_picture(np.ones((16, 1, 3, 3)))
+    assert depthwise.shape[1] >= 4 * 48 and depthwise.shape[0] < 4 * (48 + 14 + 4) + 80  # 4 x 4, not 16 x 1
+
+
+def test_the_readme_python_example_for_layers_runs(tmp_path, monkeypatch):
+    import re
+    import shutil
+
+    from .conftest import ROOT
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    (code,) = [b for b in blocks if "conv2d(" in b]
+    shutil.copytree(SAMPLES, tmp_path / "samples")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    maps = scope["maps"]
+    assert maps.shape == (150, 200, 8) and maps.dtype == np.float32
+    w = scope["layer"].weight
+    expected = reference(_photo("coffee.jpg") / 255.0, w, scope["layer"].bias, stride=(2, 2), dilation=(1, 1),
+                         pads=((1, 1), (1, 1)), groups=1)
+    assert_close(maps, expected)
+
+
+def test_separable_engine_on_a_full_rank_depthwise_layer_is_a_usage_error(cli, tmp_path, rng):
+    np.save(tmp_path / "dw.npy", rng.standard_normal((3, 1, 5, 5)))
+    code, out, err = cli("apply", SAMPLES / "coffee.jpg", "--weights", "dw.npy", "--groups", "3", "--engine",
+                         "separable", "-o", "m.npy")
+    assert code == 2 and out == "" and "the separable path runs kernels of rank 1 to" in _one_error_line(err)
+    code, _, err = cli("apply", SAMPLES / "coffee.jpg", "--weights", WEIGHTS / "layers.npz:blur.weight", "--groups",
+                       "3", "--engine", "separable", "-o", "m.npy")
+    assert code == 0 and "engine   depthwise" in err
