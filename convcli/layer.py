@@ -369,12 +369,7 @@ def _run_one(image: LoadedImage, plan: LayerOutputs, spec: LayerSpec, filters: P
     maps = conv2d(x, w, lw.bias, stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
                   groups=spec.groups, border=spec.border, engine=spec.engine, threads=threads)
     t1 = time.perf_counter()
-    m64 = maps.astype(np.float64)
-    per_map = tuple(
-        MapStats(float(lo), float(hi), float(mu), float(sd))
-        for lo, hi, mu, sd in zip(m64.min(axis=(0, 1)), m64.max(axis=(0, 1)), m64.mean(axis=(0, 1)),
-                                  m64.std(axis=(0, 1)))
-    )
+    per_map = tuple(_stats(maps[:, :, c]) for c in range(maps.shape[2]))  # one map at a time: small temporaries
     outputs = {}
     if plan.maps is not None:
         outputs["maps"] = str(plan.maps)
@@ -399,14 +394,13 @@ def _run_one(image: LoadedImage, plan: LayerOutputs, spec: LayerSpec, filters: P
         geometry=geometry,
         outputs=outputs,
         output_shape=tuple(maps.shape),  # type: ignore[arg-type]
-        minimum=float(m64.min()),
-        maximum=float(m64.max()),
-        mean=float(m64.mean()),
+        minimum=min(m.minimum for m in per_map),
+        maximum=max(m.maximum for m in per_map),
+        mean=float(np.mean([m.mean for m in per_map])),  # every map has as many values
         maps=per_map,
         notes=tuple(_notes(image, spec, chosen.path)),
         seconds={"read": read_s, "layer": t1 - t0},
     )
-    del m64
     if plan.maps is not None:
         _write_maps(plan.maps, maps, run.to_dict)
     if plan.grid is not None:
@@ -416,6 +410,11 @@ def _run_one(image: LoadedImage, plan: LayerOutputs, spec: LayerSpec, filters: P
         atomic_write(plan.grid, lambda fh: fh.write(encode_image(picture, None, "PNG")))
     run.seconds["write"] = time.perf_counter() - t1
     return run
+
+
+def _stats(m: np.ndarray) -> MapStats:
+    return MapStats(float(m.min()), float(m.max()), float(np.mean(m, dtype=np.float64)),
+                    float(np.std(m, dtype=np.float64)))
 
 
 def run_layer_files(

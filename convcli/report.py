@@ -1,6 +1,7 @@
 """The run report: what one kernel (or one layer) did to one input, as plain data.
 
-Built by :mod:`convcli.pipeline`, rendered by the CLI (Rich table or JSON).
+Built by :mod:`convcli.pipeline` (kernels) and :mod:`convcli.layer` (layers), rendered by the
+CLI (text or JSON).
 """
 
 from __future__ import annotations

@@ -178,6 +178,13 @@ def test_npz_holds_the_maps_and_the_report(cli, tmp_path):
     assert report["params"] == 8 * 27 + 8 and report["weight_shape"] == [8, 3, 3, 3]
     assert report["normalisation"] == {"scale": "1/255", "mean": None, "std": None}
     assert report["bias"].endswith("layers.npz:conv1.bias") and len(report["maps"]) == 8
+    maps = np.load(tmp_path / "m.npy").astype(np.float64)
+    for c, stats in enumerate(report["maps"]):
+        assert stats["min"] == maps[..., c].min() and stats["max"] == maps[..., c].max()
+        assert stats["mean"] == pytest.approx(maps[..., c].mean(), rel=1e-9, abs=1e-12)
+        assert stats["std"] == pytest.approx(maps[..., c].std(), rel=1e-9)
+    assert (report["min"], report["max"]) == (maps.min(), maps.max())
+    assert report["mean"] == pytest.approx(maps.mean(), rel=1e-9, abs=1e-12)
 
 
 def test_tiff_has_one_float_page_per_map(cli, tmp_path):
