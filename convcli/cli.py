@@ -218,7 +218,7 @@ def apply(
         ),
     ],
     kernel: Annotated[
-        list[str],
+        Optional[list[str]],
         typer.Option(
             "-k",
             "--kernel",
@@ -227,10 +227,11 @@ def apply(
             "sobel:stack), a parametric kernel (gaussian:sigma=2, box:7, log:sigma=1.4, "
             "motion:length=9,angle=30, ...), an inline matrix such as '1 0 -1; 2 0 -2; 1 0 -1', "
             "an ImageMagick kernel string ('3x3: 1,0,-1 2,0,-2 1,0,-1') or a file "
-            "(@FILE or FILE.txt/.csv/.npy/.toml/.mat). Repeat for several.",
+            "(@FILE or FILE.txt/.csv/.npy/.toml/.mat). Repeat for several. "
+            "Either this or --weights.",
             show_default=False,
         ),
-    ],
+    ] = None,
     output: Annotated[
         Optional[str],
         typer.Option(
@@ -248,13 +249,14 @@ def apply(
     ] = "same",
     dilation: Annotated[str, typer.Option(metavar="N|RxC", help="Spacing between kernel taps.")] = "1",
     border: Annotated[
-        str,
+        Optional[str],
         typer.Option(
             metavar="MODE",
             help="Pixels beyond the edge: reflect, reflect101, replicate, wrap, zero or constant=V "
-            "(aliases: edge, nearest, symmetric, tile, ...)."
+            "(aliases: edge, nearest, symmetric, tile, ...). [default: reflect; zero with --weights]",
+            show_default=False,
         ),
-    ] = "reflect",
+    ] = None,
     convolve: Annotated[
         bool, typer.Option("--convolve", help="True convolution: rotate the kernel 180 degrees first.")
     ] = False,
@@ -295,6 +297,82 @@ def apply(
     ] = False,
     kernels_file: KernelsOption = None,
     max_kernel_size: MaxSizeOption = 1025,
+    weights: Annotated[
+        Optional[str],
+        typer.Option(
+            "--weights",
+            metavar="FILE",
+            help="Run a convolution layer instead of -k: FILE.npy (C_out, C_in, kh, kw), FILE.npz with "
+            "'weight' (and 'bias'), or FILE.npz:KEY for one entry of a saved state dict.",
+        ),
+    ] = None,
+    bias: Annotated[
+        Optional[str],
+        typer.Option(
+            "--bias",
+            metavar="FILE",
+            help="The layer's bias, C_out values: FILE.npy or FILE.npz[:KEY]. Default: the .npz's own.",
+        ),
+    ] = None,
+    layout: Annotated[
+        Optional[str],
+        typer.Option(
+            "--layout",
+            metavar="oihw|hwio",
+            help="Axis order of the weights: oihw (PyTorch: C_out, C_in, kh, kw) or hwio (TensorFlow: "
+            "kh, kw, C_in, C_out). [default: oihw]",
+            show_default=False,
+        ),
+    ] = None,
+    groups: Annotated[
+        Optional[str],
+        typer.Option(
+            "--groups",
+            metavar="G",
+            help="Groups: C_in and C_out divide by G; G = C_in = C_out is depthwise. [default: 1]",
+            show_default=False,
+        ),
+    ] = None,
+    input_scale: Annotated[
+        Optional[str],
+        typer.Option(
+            "--input-scale",
+            metavar="S",
+            help="Multiply the input by S before the layer, such as 1/255 for 8-bit images.",
+        ),
+    ] = None,
+    mean: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mean",
+            metavar="M[,M...]",
+            help="Subtract per channel after --input-scale (ImageNet's: 0.485,0.456,0.406).",
+        ),
+    ] = None,
+    std: Annotated[
+        Optional[str],
+        typer.Option(
+            "--std",
+            metavar="S[,S...]",
+            help="Then divide per channel (ImageNet's: 0.229,0.224,0.225).",
+        ),
+    ] = None,
+    grid: Annotated[
+        Optional[str],
+        typer.Option(
+            "--grid",
+            metavar="PNG",
+            help="Also draw every feature map as a labelled tile in one PNG (or a folder for several inputs).",
+        ),
+    ] = None,
+    show_filters: Annotated[
+        Optional[str],
+        typer.Option(
+            "--show-filters",
+            metavar="PNG",
+            help="Draw the layer's filters themselves in a PNG.",
+        ),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No report; errors only.")] = False,
     alpha: Annotated[
@@ -349,7 +427,43 @@ def apply(
                      "feature maps as thumbnails (at most 12 inputs).", show_default=False),
     ] = None,
 ) -> None:
-    """Filter images with one or more kernels and write the feature maps."""
+    """Filter images with one or more kernels, or run a convolution layer's weights (--weights),
+    and write the feature maps."""
+    layer_options = {
+        "--bias": bias, "--layout": layout, "--groups": groups, "--input-scale": input_scale, "--mean": mean,
+        "--std": std, "--grid": grid, "--show-filters": show_filters,
+    }
+    if weights is not None:
+        if kernel:
+            raise typer.BadParameter("give -k/--kernel or --weights, not both", param_hint="--weights")
+        kernel_only = {
+            "--scale": scale is not None, "--offset": offset is not None, "--normalize": normalize,
+            "--kernels": kernels_file is not None, "--combine": combine is not None,
+            "--format": format_ is not None, "--quality": quality is not None,
+            "--rescale-global": rescale_global, "--preview": preview is not None,
+            "--alpha": alpha.strip().lower() != "keep", "--frames": frames.strip().lower() != "first",
+        }
+        for name, given_ in kernel_only.items():
+            if given_:
+                hint = " (to scale the input, --input-scale)" if name == "--scale" else ""
+                raise typer.BadParameter(f"{name} applies to -k kernels, not to a layer's --weights{hint}",
+                                         param_hint=name)
+        from ._cli_layer import run_layer_command
+
+        run_layer_command(
+            inputs, weights=weights, output=output, stride=stride, padding=padding, dilation=dilation,
+            border=border, convolve=convolve, map_=map_, engine=engine, threads=threads, json_=json_,
+            quiet=quiet, gray=gray, channels=channels, max_pixels=max_pixels, report=report,
+            **{name.lstrip("-").replace("-", "_"): value for name, value in layer_options.items()},
+        )
+        return
+    if not kernel:
+        raise typer.BadParameter("give a kernel with -k/--kernel, or a layer's weights with --weights",
+                                 param_hint="--kernel")
+    given = [name for name, value in layer_options.items() if value is not None]
+    if given:
+        raise typer.BadParameter(f"{given[0]} applies to a convolution layer; give its --weights too",
+                                 param_hint=given[0])
     from .engine import Border
     from .engine import ENGINES
     from .geometry import PaddingSpec, parse_count, parse_pair
@@ -377,7 +491,7 @@ def apply(
         stride=parse_pair("stride", stride),
         padding=PaddingSpec.parse(padding),
         dilation=parse_pair("dilation", dilation),
-        border=Border.parse(border),
+        border=Border.parse(border if border is not None else "reflect"),
         convolve=convolve,
         map=map_.strip().lower(),
         engine=_choice("--engine", engine, ENGINES),
@@ -410,6 +524,9 @@ def apply(
 
     if preview is not None:
         _check_preview(preview, plans)
+    if report is not None:
+        check_side_output(report, "--report", (".json",), [*inputs, *(k.lstrip("@") for k in kernel if os.path.exists(k.lstrip("@")))],
+                          [o for p in plans for o in p.outputs] + ([preview] if preview is not None else []))
     results = run(plans, filter_spec, on_result=on_result, stream=sys.stdout.buffer if to_stdout else None)
     if preview is not None:
         _write_preview(preview, results, quiet=quiet)
@@ -1210,21 +1327,32 @@ def gallery(
 # ----------------------------------------------------------------------------- apply --preview
 
 
-def _check_preview(path: str, plans: list[Any]) -> None:
-    """--preview names a .png that is neither an input nor an output of this run."""
+def check_side_output(path: str, option: str, suffixes: tuple[str, ...], inputs: list[Any], outputs: list[Any]) -> None:
+    """A side file (--report, --preview) must not be an input, nor one of the run's own outputs."""
     from pathlib import Path
 
     from .files import same_file
 
-    target = _image_target(path, "--preview", (".png",))
+    target = _image_target(path, option, suffixes)
+    for other in (*inputs, *outputs):
+        other = Path(other)
+        if str(other) == "-":
+            continue
+        if os.path.abspath(other) == os.path.abspath(target) or (
+            target.exists() and other.exists() and same_file(target, other)
+        ):
+            raise typer.BadParameter(f"{path!r} is also an input or output of this run; pick another name",
+                                     param_hint=option)
+
+
+def _check_preview(path: str, plans: list[Any]) -> None:
+    """--preview names a .png that is neither an input nor an output of this run."""
     for plan in plans:
         if str(plan.input) == "-" or any(str(o) == "-" for o in plan.outputs):
             raise typer.BadParameter("a preview reads the input and the maps back from files; it cannot "
                                      "with standard input or output (-)", param_hint="--preview")
-        for other in (plan.input, *plan.outputs):
-            if Path(other) == target or (target.exists() and Path(other).exists() and same_file(target, Path(other))):
-                raise typer.BadParameter(f"{path!r} is also an input or output of this run; pick another name",
-                                         param_hint="--preview")
+    check_side_output(path, "--preview", (".png",), [p.input for p in plans],
+                      [o for p in plans for o in p.outputs])
 
 
 def _preview_pixels(path: str) -> Any:

@@ -297,13 +297,19 @@ def read_frames(
             raw = data if data is not None else path.read_bytes()
             return [_read_png16(raw, path, limit or 2**62)]
         with warnings.catch_warnings():
-            if max_pixels is None:
-                # Pillow's warning level is fine here; its hard limit still raises DecompressionBombError
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            else:
-                Image.MAX_IMAGE_PIXELS = max_pixels
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # the limit is checked here, from the header, before any pixel is decoded: Pillow's own
+            # check (a warning at its limit, an error at twice it) would misstate --max-pixels
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if max_pixels is not None and default_limit is not None and max_pixels > default_limit:
+                Image.MAX_IMAGE_PIXELS = None  # a raised limit: ours is the only check
             with Image.open(io.BytesIO(data) if data is not None else path) as img:
+                width, height = img.size
+                if limit is not None and width * height > limit:
+                    raise ImageReadError(
+                        f"cannot read {str(path)!r}: {width}x{height} = {width * height:,} pixels is above the "
+                        f"limit of {limit:,} (a guard against decompression bombs); if you trust the file, "
+                        f"raise it with --max-pixels N"
+                    )
                 count = 1 if first_only else int(getattr(img, "n_frames", 1) or 1)
                 frames = []
                 for index in range(count):

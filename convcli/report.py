@@ -1,6 +1,7 @@
-"""The run report: what one kernel did to one input, as plain data.
+"""The run report: what one kernel (or one layer) did to one input, as plain data.
 
-Built by :mod:`convcli.pipeline`, rendered by the CLI (Rich table or JSON).
+Built by :mod:`convcli.pipeline` (kernels) and :mod:`convcli.layer` (layers), rendered by the
+CLI (text or JSON).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .geometry import LayerGeometry
 
-__all__ = ["KernelRun", "FileResult"]
+__all__ = ["KernelRun", "FileResult", "LayerRun", "MapStats"]
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class FileResult:
     """Everything done for one input file; ``error`` is set when it failed."""
 
     input: str
-    runs: tuple[KernelRun, ...] = ()
+    runs: tuple[KernelRun | LayerRun, ...] = ()
     #: one message per failure (reading the input, or one kernel)
     errors: tuple[str, ...] = ()
 
@@ -115,4 +116,104 @@ class FileResult:
             "error": self.error,
             "errors": list(self.errors),
             "runs": [r.to_dict() for r in self.runs],
+        }
+
+
+@dataclass(frozen=True)
+class MapStats:
+    """Summary of one feature map (one output channel)."""
+
+    minimum: float
+    maximum: float
+    mean: float
+    std: float
+
+    def to_dict(self) -> dict:
+        return {"min": self.minimum, "max": self.maximum, "mean": self.mean, "std": self.std}
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """A convolution layer (``--weights``) applied to one input, and what was written."""
+
+    input: str
+    input_mode: str
+    input_shape: tuple[int, ...]
+    input_bits: int | None
+    #: where the weights and the bias came from, as given (``model.npz:conv1.weight``)
+    weights: str
+    #: (C_out, C_in/groups, kh, kw) after the layout was applied, and as stored in the file
+    weight_shape: tuple[int, int, int, int]
+    stored_shape: tuple[int, ...]
+    layout: str
+    bias: str | None
+    convolve: bool
+    #: the input normalisation, ``{"scale": "1/255", "mean": [...], "std": [...]}``, or None
+    normalisation: dict | None
+    border: str
+    #: the engine's plan for the layer: path, reason, tiling
+    engine: str
+    geometry: LayerGeometry
+    #: what was written: ``{"maps": path, "grid": path, "filters": path}`` (those asked for)
+    outputs: dict[str, str]
+    output_shape: tuple[int, int, int]
+    minimum: float
+    maximum: float
+    mean: float
+    maps: tuple[MapStats, ...] = ()
+    notes: tuple[str, ...] = ()
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def inputs_per_value(self) -> int:
+        """Input values one output value is a weighted sum of: ``kh * kw * C_in/groups``."""
+        _, cig, kh, kw = self.weight_shape
+        return kh * kw * cig
+
+    @property
+    def params_formula(self) -> str:
+        """``kh x kw x C_in/groups x C_out (+ C_out) = params``, as the seeds write it."""
+        c_out, cig, kh, kw = self.weight_shape
+        bias = f" + {c_out}" if self.geometry.layer.bias else ""
+        return f"{kh}x{kw}x{cig}x{c_out}{bias} = {self.geometry.params:,}"
+
+    def to_dict(self) -> dict:
+        g = self.geometry
+        (r0, r1), (c0, c1) = g.input_region(0, 0)
+        return {
+            "input": self.input,
+            "input_mode": self.input_mode,
+            "input_shape": list(self.input_shape),
+            "input_bits": self.input_bits,
+            "weights": self.weights,
+            "weight_shape": list(self.weight_shape),
+            "stored_shape": list(self.stored_shape),
+            "layout": self.layout,
+            "bias": self.bias,
+            "groups": g.layer.groups,
+            "channels_in": g.channels_in,
+            "channels_out": g.channels_out,
+            "operation": "convolve" if self.convolve else "correlate",
+            "normalisation": self.normalisation,
+            "stride": list(g.layer.stride),
+            "padding": [list(g.padding[0]), list(g.padding[1])],
+            "padding_rule": g.layer.padding.rule,
+            "dilation": list(g.layer.dilation),
+            "border": self.border,
+            "engine": self.engine,
+            "outputs": dict(self.outputs),
+            "output_shape": list(self.output_shape),
+            "params": g.params,
+            "params_formula": self.params_formula,
+            "macs": g.macs,
+            "receptive_field": list(g.receptive_field) if g.receptive_field else None,
+            "jump": list(g.jump) if g.jump else None,
+            "inputs_per_value": self.inputs_per_value,
+            "first_value_reads": {"rows": [r0, r1], "cols": [c0, c1]},
+            "min": self.minimum,
+            "max": self.maximum,
+            "mean": self.mean,
+            "maps": [m.to_dict() for m in self.maps],
+            "notes": list(self.notes),
+            "seconds": {k: round(v, 6) for k, v in self.seconds.items()},
         }

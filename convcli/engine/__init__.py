@@ -51,6 +51,11 @@ __all__ = [
     "ENGINES",
     "default_threads",
     "separable_rank_limit",
+    "conv2d",
+    "conv2d_geometry",
+    "plan_layer",
+    "LayerPlan",
+    "check_weights",
 ]
 
 BorderLike = Union[str, Border]
@@ -311,3 +316,7 @@ def correlate1d(
 def convolve1d(signal: np.ndarray, kernel: np.ndarray, **options) -> np.ndarray:
     """True 1-D convolution: :func:`correlate1d` with the kernel reversed."""
     return correlate1d(signal, kernel, convolve=True, **options)
+
+
+# the multi-channel layer; imported last because it uses the per-channel API above
+from ._layer import LayerPlan, check_weights, conv2d, conv2d_geometry, plan_layer  # noqa: E402
