@@ -131,36 +131,41 @@ def time_interleaved(cands: dict, rounds: int, slow_limit: float) -> dict[str, f
 
 
 _MEM_SNIPPET = """
-import os, resource, sys
+import os, sys
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 sys.path.insert(0, {root!r})
 import numpy as np
 from convcli.engine import correlate
 import benchmarks.bench_engine as b
+
+def kib(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+
 k = b.kernels()[{kernel!r}]
 rng = np.random.default_rng(0)
 if {dtype!r} == "uint8":
     img = rng.integers(0, 256, size=({h}, {w}, 3), dtype=np.uint8)
 else:
-    img = rng.random(({h}, {w}, 3), dtype=np.float32)  # no float64 temporary to inflate the peak
-out = np.empty_like(img, dtype=np.float32)
-out.fill(0)
+    img = rng.random(({h}, {w}, 3), dtype=np.float32)
 correlate(img[:64, :64], k, border="replicate")  # import and warm everything
-if {run}:
-    out = correlate(img, k, border="replicate")
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+base = kib("VmRSS")
+with open("/proc/self/clear_refs", "w") as fh:  # restart the high-water mark here
+    fh.write("5")
+out = correlate(img, k, border="replicate")
+print(base, kib("VmHWM"))
 """
 
 
 def extra_memory_mib(size: int, kernel: str, dtype: str) -> float:
-    peaks = []
-    for run in (False, True):
-        code = _MEM_SNIPPET.format(root=str(ROOT), kernel=kernel, h=size, w=size, dtype=dtype, run=run)
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-        peaks.append(int(res.stdout.strip().splitlines()[-1]))
-    # with run=True the first output array is replaced by correlate's own: count one output
+    """Peak resident memory during one correlate call, beyond what was resident before it
+    (the input) and the output array it returns (Linux: VmHWM reset through clear_refs)."""
+    code = _MEM_SNIPPET.format(root=str(ROOT), kernel=kernel, h=size, w=size, dtype=dtype)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    base, peak = (int(v) for v in res.stdout.strip().splitlines()[-1].split())
     out_bytes = size * size * 3 * 4
-    return (peaks[1] - peaks[0]) / 1024 - out_bytes / 2**20
+    return (peak - base) / 1024 - out_bytes / 2**20
 
 
 def check_agreement(results: dict[str, np.ndarray]) -> float:

@@ -210,13 +210,15 @@ def _resolve_all(
 @app.command()
 def apply(
     inputs: Annotated[
-        list[str],
+        Optional[list[str]],
         typer.Argument(
-            metavar="INPUT",
-            help="Image files (PNG, JPEG, TIFF, BMP, WebP, GIF; 8/16-bit) or arrays (.npy, .txt, .csv).",
+            metavar="INPUT...",
+            help="Image files (PNG, JPEG, TIFF, BMP, WebP, GIF; 8/16-bit) or arrays (.npy, .npz, .txt, .csv), "
+            "folders (their images; -r for subfolders too), glob patterns such as 'photos/**/*.jpg', "
+            "or - for standard input.",
             show_default=False,
         ),
-    ],
+    ] = None,
     kernel: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -426,6 +428,55 @@ def apply(
         typer.Option("--preview", metavar="FILE.png", help="Also write a contact sheet: each input and its "
                      "feature maps as thumbnails (at most 12 inputs).", show_default=False),
     ] = None,
+    recursive: Annotated[
+        bool, typer.Option("-r", "--recursive", help="Folders: take the images in every subfolder too.",
+                           rich_help_panel="Batches")
+    ] = False,
+    include: Annotated[
+        Optional[list[str]],
+        typer.Option(metavar="PATTERN", help="Only inputs whose name or path below its folder matches, "
+                     "such as '*.jpg' (repeatable).", show_default=False, rich_help_panel="Batches"),
+    ] = None,
+    exclude: Annotated[
+        Optional[list[str]],
+        typer.Option(metavar="PATTERN", help="Leave out inputs that match (repeatable).", show_default=False,
+                     rich_help_panel="Batches"),
+    ] = None,
+    files_from: Annotated[
+        Optional[str],
+        typer.Option("--files-from", metavar="FILE", help="Also read input paths from FILE, one a line "
+                     "(or NUL-separated), - for standard input: find ... | convcli apply --files-from - ...",
+                     show_default=False, rich_help_panel="Batches"),
+    ] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option("--name", metavar="TEMPLATE", help="Output file names: fields {stem} {kernel} {ext} "
+                     "{parent} {dir} {name}. [default: {stem}.{kernel}{ext}]", show_default=False,
+                     rich_help_panel="Batches"),
+    ] = None,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Leave outputs that exist alone: rerun an interrupted "
+                           "batch to finish only what is missing.", rich_help_panel="Batches")
+    ] = False,
+    jobs: Annotated[
+        Optional[int],
+        typer.Option("-j", "--jobs", metavar="N", min=1, help="Files processed at once, in worker processes. "
+                     "[default: the number of cores]", show_default=False, rich_help_panel="Batches"),
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Start no new file after the first failure.",
+                           rich_help_panel="Batches")
+    ] = False,
+    manifest: Annotated[
+        Optional[str],
+        typer.Option("--manifest", metavar="FILE.jsonl", help="Write one JSON line per input as it finishes: "
+                     "input, outputs, shapes, min/max, clipped, seconds, status, error.", show_default=False,
+                     rich_help_panel="Batches"),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Batches: one line per file as it finishes.",
+                           rich_help_panel="Batches")
+    ] = False,
 ) -> None:
     """Filter images with one or more kernels, or run a convolution layer's weights (--weights),
     and write the feature maps."""
@@ -433,6 +484,8 @@ def apply(
         "--bias": bias, "--layout": layout, "--groups": groups, "--input-scale": input_scale, "--mean": mean,
         "--std": std, "--grid": grid, "--show-filters": show_filters,
     }
+    listed = _read_files_from(files_from, inputs or [])
+    batch = _BatchOptions(list(inputs or []), listed, recursive, tuple(include or ()), tuple(exclude or ()))
     if weights is not None:
         if kernel:
             raise typer.BadParameter("give -k/--kernel or --weights, not both", param_hint="--weights")
@@ -442,28 +495,32 @@ def apply(
             "--format": format_ is not None, "--quality": quality is not None,
             "--rescale-global": rescale_global, "--preview": preview is not None,
             "--alpha": alpha.strip().lower() != "keep", "--frames": frames.strip().lower() != "first",
+            "--name": name is not None, "--skip-existing": skip_existing, "--jobs": jobs is not None,
+            "--fail-fast": fail_fast, "--manifest": manifest is not None,
         }
-        for name, given_ in kernel_only.items():
+        for option, given_ in kernel_only.items():
             if given_:
-                hint = " (to scale the input, --input-scale)" if name == "--scale" else ""
-                raise typer.BadParameter(f"{name} applies to -k kernels, not to a layer's --weights{hint}",
-                                         param_hint=name)
+                hint = " (to scale the input, --input-scale)" if option == "--scale" else ""
+                raise typer.BadParameter(f"{option} applies to -k kernels, not to a layer's --weights{hint}",
+                                         param_hint=option)
         from ._cli_layer import run_layer_command
 
+        sources, _ = _gather_inputs(batch, output, (), quiet)
         run_layer_command(
-            inputs, weights=weights, output=output, stride=stride, padding=padding, dilation=dilation,
-            border=border, convolve=convolve, map_=map_, engine=engine, threads=threads, json_=json_,
-            quiet=quiet, gray=gray, channels=channels, max_pixels=max_pixels, report=report,
-            **{name.lstrip("-").replace("-", "_"): value for name, value in layer_options.items()},
+            [str(src.path) for src in sources], weights=weights, output=output, stride=stride, padding=padding,
+            dilation=dilation, border=border, convolve=convolve, map_=map_, engine=engine, threads=threads,
+            json_=json_, quiet=quiet, gray=gray, channels=channels, max_pixels=max_pixels, report=report,
+            **{key.lstrip("-").replace("-", "_"): value for key, value in layer_options.items()},
         )
         return
     if not kernel:
         raise typer.BadParameter("give a kernel with -k/--kernel, or a layer's weights with --weights",
                                  param_hint="--kernel")
-    given = [name for name, value in layer_options.items() if value is not None]
+    given = [key for key, value in layer_options.items() if value is not None]
     if given:
         raise typer.BadParameter(f"{given[0]} applies to a convolution layer; give its --weights too",
                                  param_hint=given[0])
+    from .batch import check_name_template, default_jobs
     from .engine import Border
     from .engine import ENGINES
     from .geometry import PaddingSpec, parse_count, parse_pair
@@ -473,8 +530,10 @@ def apply(
     to_stdout = output is not None and output.strip() == "-"
     if to_stdout and json_:
         raise ParameterError("-o - sends the image to stdout, so --json cannot; use --report FILE.json")
-    if inputs.count("-") > 1:
+    if batch.args.count("-") > 1:
         raise ParameterError("standard input (-) can be read only once")
+    if name is not None:
+        check_name_template(name)
     kernels = _resolve_all(
         kernel,
         kernels_file=kernels_file,
@@ -507,27 +566,74 @@ def apply(
     )
     if filter_spec.gray and filter_spec.channels:
         raise ParameterError("--gray and --channels: a luminance image has one channel; give one of them")
+    sources, expansion = _gather_inputs(batch, output, filter_spec.kernels, quiet)
     try:
-        plans = plan_outputs(inputs, filter_spec.kernels, output, map_=filter_spec.map, fmt=filter_spec.format)
+        plans = plan_outputs([src.path for src in sources], filter_spec.kernels, output, map_=filter_spec.map,
+                             fmt=filter_spec.format, name=name, subdirs=[src.subdir for src in sources])
     except ConvcliError as exc:
         exc.usage = True
         raise
-    if "-" in inputs:
+    if preview is not None:
+        _check_preview(preview, plans)
+    plan_inputs = [p.input for p in plans]
+    plan_outputs_ = [o for p in plans for o in p.outputs]
+    kernel_files = [k.lstrip("@") for k in kernel if os.path.exists(k.lstrip("@"))]
+    if report is not None:
+        check_side_output(report, "--report", (".json",), [*plan_inputs, *kernel_files],
+                          plan_outputs_ + ([preview] if preview is not None else []))
+    if manifest is not None:
+        check_side_output(manifest, "--manifest", (".jsonl", ".json", ".ndjson"), [*plan_inputs, *kernel_files],
+                          plan_outputs_ + [x for x in (preview, report) if x is not None])
+    if any(str(p.input) == "-" for p in plans):
+        if files_from is not None and files_from.strip() == "-":
+            raise ParameterError("--files-from - and the input - both read standard input; give one of them")
         data = sys.stdin.buffer.read()
         plans = [dataclasses.replace(p, data=data) if str(p.input) == "-" else p for p in plans]
 
+    many = len(plans) > 1
+    progress = _Progress(len(plans), enabled=many and not quiet and not verbose and sys.stderr.isatty())
+    manifest_fh = _open_manifest(manifest) if manifest is not None else None
+
     def on_result(result: Any) -> None:
+        progress.hide()
         for message in result.errors:
             print_error(message)
-        if not quiet and not json_:
+        if manifest_fh is not None:
+            manifest_fh.write(json.dumps(result.manifest_record()) + "\n")
+            manifest_fh.flush()
+        if not quiet and not json_ and not many:
             sys.stderr.write("".join(_render_run(r) for r in result.runs))
+            if result.status == "skipped":
+                sys.stderr.write(f"skipped {result.input}: its outputs exist (--skip-existing)\n")
+        elif verbose and not quiet:
+            sys.stderr.write(_render_line(result))
+        progress.advance(result)
 
-    if preview is not None:
-        _check_preview(preview, plans)
-    if report is not None:
-        check_side_output(report, "--report", (".json",), [*inputs, *(k.lstrip("@") for k in kernel if os.path.exists(k.lstrip("@")))],
-                          [o for p in plans for o in p.outputs] + ([preview] if preview is not None else []))
-    results = run(plans, filter_spec, on_result=on_result, stream=sys.stdout.buffer if to_stdout else None)
+    import time
+
+    started = time.perf_counter()
+    finished: list[Any] = []
+    try:
+        with progress:
+            results = run(plans, filter_spec, on_result=lambda r: (finished.append(r), on_result(r)),
+                          stream=sys.stdout.buffer if to_stdout else None,
+                          jobs=jobs if jobs is not None else default_jobs(), skip_existing=skip_existing,
+                          fail_fast=fail_fast)
+    except KeyboardInterrupt:
+        progress.hide()
+        if manifest_fh is not None:
+            manifest_fh.close()
+        done = sum(r.status == "ok" for r in finished)
+        sys.stderr.write(
+            f"convcli: interrupted: {len(finished)} of {len(plans)} file(s) finished ({done} done, "
+            f"{sum(not r.ok for r in finished)} failed); no partial file was left; rerun with --skip-existing "
+            f"to finish the rest\n"
+        )
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    finally:
+        if manifest_fh is not None and not manifest_fh.closed:
+            manifest_fh.close()
+    seconds = time.perf_counter() - started
     if preview is not None:
         _write_preview(preview, results, quiet=quiet)
     failed = sum(not r.ok for r in results)
@@ -536,6 +642,8 @@ def apply(
         "results": [r.to_dict() for r in results],
         "files": len(results),
         "failed": failed,
+        "skipped": sum(r.status == "skipped" for r in results),
+        "seconds": round(seconds, 6),
     }
     if json_:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -546,10 +654,154 @@ def apply(
 
         text = (json.dumps(doc, indent=2) + "\n").encode()
         atomic_write(Path(report), lambda fh: fh.write(text))
-    if len(results) > 1 and not quiet:
-        sys.stderr.write(f"{len(results)} files: {len(results) - failed} done, {failed} failed\n")
+    if many and not quiet:
+        sys.stderr.write(_summary(results, len(plans), seconds, expansion))
     if failed:
         raise typer.Exit(ExitCode.FAILURE)
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchOptions:
+    args: list[str]
+    listed: list[str]
+    recursive: bool
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+
+def _read_files_from(files_from: str | None, inputs: list[str]) -> list[str]:
+    """The paths of --files-from (a file, or - for standard input)."""
+    if files_from is None:
+        if not inputs:
+            raise typer.BadParameter("give at least one INPUT (a file, folder or pattern), or --files-from FILE",
+                                     param_hint="INPUT")
+        return []
+    from .batch import read_list
+
+    if files_from.strip() == "-":
+        text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    else:
+        try:
+            with open(files_from, "rb") as fh:
+                text = fh.read().decode("utf-8", "surrogateescape")
+        except FileNotFoundError:
+            raise typer.BadParameter(f"{files_from!r} does not exist", param_hint="--files-from") from None
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {files_from!r}: {exc.strerror}", param_hint="--files-from") \
+                from None
+    listed = read_list(text)
+    if not listed and not inputs:
+        raise typer.BadParameter(f"{files_from!r} lists no file", param_hint="--files-from")
+    return listed
+
+
+def _gather_inputs(batch: _BatchOptions, output: str | None, kernels: Any, quiet: bool) -> tuple[list[Any], Any]:
+    """Expand the inputs; leave out outputs of earlier runs found in the folders (and the output
+    folder itself); refuse a run with nothing to read."""
+    import re
+    from pathlib import Path
+
+    from .batch import expand_inputs
+
+    skip_dirs = [Path(output)] if output is not None and output.strip() != "-" and Path(output).is_dir() else []
+    expansion = expand_inputs(batch.args, recursive=batch.recursive, include=batch.include,
+                              exclude=batch.exclude, listed=batch.listed, skip_dirs=skip_dirs)
+    names = [m.name for k in kernels for m in (k, *getattr(k, "kernels", ()))]
+    earlier = 0
+    sources = list(expansion.sources)
+    if names:
+        marker = re.compile(r"\.(?:" + "|".join(re.escape(n) for n in names) + r")(?:\.frame\w+)?$")
+        kept = [src for src in sources if not (src.found and marker.search(src.path.stem))]
+        earlier = len(sources) - len(kept)
+        sources = kept
+    for pattern in expansion.unmatched:
+        if sources and not quiet:
+            print_note(f"{pattern!r} matches no file")
+    if not sources:
+        what = []
+        if expansion.unmatched:
+            what.append(f"{', '.join(repr(p) for p in expansion.unmatched)} matches no file")
+        if expansion.ignored:
+            what.append(f"{expansion.ignored} file(s) that are not images were ignored")
+        if expansion.excluded:
+            what.append(f"{expansion.excluded} left out by --include/--exclude")
+        if earlier:
+            what.append(f"{earlier} output(s) of earlier runs were left out")
+        detail = "; ".join(what) or "the folders are empty"
+        hint = "; -r descends into subfolders" if not batch.recursive and any(Path(a).is_dir() for a in batch.args) else ""
+        raise typer.BadParameter(f"no input image to process ({detail}){hint}", param_hint="INPUT")
+    return sources, dataclasses.replace(expansion, notes=(f"{earlier} output(s) of earlier runs",) if earlier else ())
+
+
+def _open_manifest(path: str) -> Any:
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot write {path!r}: {exc.strerror}", param_hint="--manifest") from None
+
+
+def _render_line(result: Any) -> str:
+    """--verbose: one line per input."""
+    seconds = sum(sum(r.seconds.values()) for r in result.runs)
+    if result.status == "failed":
+        return f"failed   {result.input}\n"
+    if result.status == "skipped":
+        return f"skipped  {result.input} (outputs exist)\n"
+    return f"done     {result.input} -> {', '.join(result.outputs)} ({seconds:.2f} s)\n"
+
+
+def _summary(results: list[Any], planned: int, seconds: float, expansion: Any) -> str:
+    done = sum(r.status == "ok" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    failed = sum(not r.ok for r in results)
+    rate = len(results) / seconds if seconds > 0 else 0.0
+    text = f"{planned} files: {done} done, {failed} failed, {skipped} skipped in {seconds:.2f} s ({rate:.1f} files/s)"
+    if len(results) < planned:
+        text += f"; {planned - len(results)} not started (--fail-fast)"
+    extra = [f"{expansion.ignored} non-image file(s) ignored"] if expansion.ignored else []
+    extra += [f"{expansion.excluded} excluded"] if expansion.excluded else []
+    extra += [f"{n} left out" for n in expansion.notes]
+    if extra:
+        text += "; " + ", ".join(extra)
+    return text + "\n"
+
+
+class _Progress:
+    """A Rich progress bar on stderr (files done/total, rate, ETA), only when asked for."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            self._task = self._bar.add_task("convcli", total=self.total, rate="")
+            self._bar.start()
+        return self
+
+    def hide(self) -> None:
+        """Messages printed while the bar runs appear above it (Rich redirects stderr)."""
+
+    def advance(self, result: Any) -> None:
+        if self._bar is not None:
+            task = self._bar.tasks[0]
+            elapsed = task.elapsed or 0.0
+            rate = f"{(task.completed + 1) / elapsed:.1f} files/s" if elapsed > 0 else ""
+            self._bar.update(self._task, advance=1, rate=rate)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:

@@ -9,6 +9,10 @@ Output naming (decided before any file is read, so that mistakes cost nothing):
 * a file path (``out.png``, ``edges.npy``): exactly that file, which needs
   exactly one input and one kernel.
 
+``--name`` replaces the ``{stem}.{kernel}{ext}`` template (fields ``{stem} {kernel}
+{ext} {parent} {dir} {name}``, see :mod:`convcli.batch`); an input found below a folder
+argument keeps its place below the output folder (the tree is mirrored).
+
 ``ext`` is ``.png`` for image inputs and ``.npy`` for array inputs (``--format``
 changes it). An existing output is replaced (atomically); an input is never
 written to. ``-`` as the output writes to standard output (one output only);
@@ -29,7 +33,8 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -37,6 +42,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .banks import Bank, apply_bank
+from .batch import render_name, run_files
 from .engine import Border, correlate, plan, plan_geometry
 from .errors import ConvcliError, OutputError, ParameterError, ShapeError
 from .files import atomic_write, same_file
@@ -202,11 +208,19 @@ def plan_outputs(
     *,
     map_: str = "auto",
     fmt: str | None = None,
+    name: str | None = None,
+    subdirs: Sequence[str] | None = None,
 ) -> list[OutputPlan]:
     """Decide every output path before any work, refusing (ParameterError) collisions, outputs
     that would overwrite an input (images, arrays or kernel files), and outputs that cannot
-    hold what was asked for."""
+    hold what was asked for.
+
+    ``name`` is a checked ``--name`` template (default ``{stem}.{kernel}{ext}``, and
+    ``{stem}{ext}`` for one .npz per input); ``subdirs[i]`` is the folder below ``output``
+    that input ``i`` mirrors (its place in the tree it was found in)."""
     inputs = [Path(p) for p in inputs]
+    if subdirs is None:
+        subdirs = [""] * len(inputs)
     protected = inputs + _kernel_files(tuple(kernels))
     folder: Path | None = None
     single: Path | None = None
@@ -225,8 +239,10 @@ def plan_outputs(
         else:
             format_for(out)  # unknown suffix -> OutputError, raised as usage below
             single = out
+    if name is not None and single is not None:
+        raise ParameterError(f"--name names outputs in a folder, but -o {output!r} is one file; give -o a folder")
     plans: list[OutputPlan] = []
-    for path in inputs:
+    for path, subdir in zip(inputs, subdirs, strict=True):
         if to_stdout:
             suffix = _default_suffix(path, fmt)
         else:
@@ -260,12 +276,19 @@ def plan_outputs(
             outs: tuple[Path, ...] = (single,)
         else:
             stdin = str(path) == STDIO
-            base = folder if folder is not None else (Path(".") if stdin else path.parent)
+            base = folder / subdir if folder is not None else (Path(".") if stdin else path.parent)
             stem = "stdin" if stdin else path.stem
+            fields = {
+                "stem": stem, "ext": suffix, "parent": "" if stdin else path.resolve().parent.name,
+                "dir": "" if stdin or path.is_absolute() or ".." in path.parts else path.parent.as_posix(),
+                "name": "stdin" if stdin else path.name,
+            }
             if npz:
-                outs = (base / f"{stem}{suffix}",) * len(jobs)
+                template = name or "{stem}{ext}"
+                outs = (base / render_name(template, kernel="+".join(names), **fields),) * len(jobs)
             else:
-                outs = tuple(base / f"{stem}.{name}{suffix}" for name in names)
+                template = name or "{stem}.{kernel}{ext}"
+                outs = tuple(base / render_name(template, kernel=k, **fields) for k in names)
         plans.append(OutputPlan(path, outs, tuple(jobs)))
     seen: dict[str, Path] = {}
     for plan in plans:
@@ -274,9 +297,15 @@ def plan_outputs(
                 continue
             key = os.path.normcase(os.path.realpath(out))
             if key in seen:
+                if seen[key] == plan.input:
+                    raise ParameterError(
+                        f"--name {name!r} gives {str(out)!r} for two kernels of {str(plan.input)!r}; "
+                        "put {kernel} in it"
+                    )
+                hint = " (or a --name with {parent} or {dir} in it)" if folder is not None else ""
                 raise ParameterError(
                     f"{str(plan.input)!r} and {str(seen[key])!r} would both write {str(out)!r}; "
-                    "send them to different folders"
+                    f"send them to different folders{hint}"
                 )
             seen[key] = plan.input
             for other in protected:
@@ -614,14 +643,21 @@ def _frame_path(out: Path, frame: str | None) -> Path:
     return out.with_name(f"{out.stem}.frame{frame}{out.suffix}")
 
 
-def process_file(plan: OutputPlan, spec: FilterSpec, *, stream: BinaryIO | None = None) -> FileResult:
+def process_file(
+    plan: OutputPlan, spec: FilterSpec, *, stream: BinaryIO | None = None, skip_existing: bool = False
+) -> FileResult:
     """Read one input and apply every kernel; failures are returned, not raised.
 
     A kernel that fails (its geometry does not fit this input, say) does not stop the
-    others: each failure is one message naming the input and the kernel.
+    others: each failure is one message naming the input and the kernel. With
+    ``skip_existing`` an output that exists is left alone (listed in ``skipped``), and an
+    input whose outputs all exist is not even read.
     """
     runs: list[KernelRun] = []
     errors: list[str] = []
+    skipped: list[str] = []
+    if skip_existing and spec.frames == "first" and all(o.exists() for o in plan.outputs if str(o) != STDIO):
+        return FileResult(str(plan.input), (), skipped=tuple(str(o) for o in dict.fromkeys(plan.outputs)))
     try:
         t0 = time.perf_counter()
         frames = read_frames(plan.input, data=plan.data, max_pixels=spec.max_pixels,
@@ -636,8 +672,13 @@ def process_file(plan: OutputPlan, spec: FilterSpec, *, stream: BinaryIO | None 
     npz: dict[str, np.ndarray] = {}
     for image in frames:
         for kernel, out in zip(filters, plan.outputs, strict=True):
+            target = _frame_path(out, image.frame)
+            if skip_existing and str(target) != STDIO and target.exists():
+                if str(target) not in skipped:
+                    skipped.append(str(target))
+                continue
             try:
-                run_ = apply_kernel(image, kernel, spec, _frame_path(out, image.frame), stream=stream, npz=npz)
+                run_ = apply_kernel(image, kernel, spec, target, stream=stream, npz=npz)
             except ConvcliError as exc:
                 errors.append(_located(plan.input, kernel.name if len(filters) > 1 else None, exc))
                 continue
@@ -659,7 +700,7 @@ def process_file(plan: OutputPlan, spec: FilterSpec, *, stream: BinaryIO | None 
             r.seconds["write"] = r.seconds.get("write", 0.0) + write_s / len(runs)
     elif npz and errors:
         runs = []  # no partial archive: the kernels that worked are not written either
-    return FileResult(str(plan.input), tuple(runs), errors=tuple(errors))
+    return FileResult(str(plan.input), tuple(runs), errors=tuple(errors), skipped=tuple(skipped))
 
 
 def _located(path: Path, kernel: str | None, exc: Exception) -> str:
@@ -671,21 +712,44 @@ def _located(path: Path, kernel: str | None, exc: Exception) -> str:
     return message
 
 
+def _failed_plan(plan: OutputPlan, message: str) -> FileResult:
+    return FileResult(str(plan.input), (), errors=(f"{plan.input}: {message}",))
+
+
 def run(
     plans: list[OutputPlan],
     spec: FilterSpec,
     on_result: Callable[[FileResult], None] | None = None,
     *,
     stream: BinaryIO | None = None,
+    jobs: int = 1,
+    skip_existing: bool = False,
+    fail_fast: bool = False,
 ) -> list[FileResult]:
-    """Process every input in order; ``on_result`` is called as each one finishes.
+    """Process every input; ``on_result`` is called as each one finishes (in finishing order
+    with several jobs); the results come back in input order.
 
-    ``stream`` receives the output written to ``-`` (the CLI passes standard output)."""
-    results = []
-    for plan in plans:
-        result = process_file(plan, spec, stream=stream)
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
-    return results
+    ``stream`` receives the output written to ``-`` (the CLI passes standard output).
+    ``jobs`` above 1 runs the files in that many worker processes, each with an equal share
+    of the engine's threads, so that the cores are not oversubscribed; one file alone always
+    runs here with all threads. ``fail_fast`` starts no new file after a failure; inputs not
+    started are left out of the results.
+    """
+    from .engine import default_threads
 
+    jobs = 1 if stream is not None else max(1, min(jobs, len(plans)))
+    if jobs > 1 and spec.threads is None:
+        import dataclasses
+
+        spec = dataclasses.replace(spec, threads=max(1, default_threads() // jobs))
+    work = functools.partial(_process, spec=spec, stream=stream, skip_existing=skip_existing)
+    results = run_files(
+        plans, work, _failed_plan, jobs=jobs,
+        on_result=(lambda i, r: on_result(r)) if on_result is not None else None,
+        should_stop=(lambda r: not r.ok) if fail_fast else None,
+    )
+    return [r for r in results if r is not None]
+
+
+def _process(plan: OutputPlan, *, spec: FilterSpec, stream: BinaryIO | None, skip_existing: bool) -> FileResult:
+    return process_file(plan, spec, stream=stream, skip_existing=skip_existing)

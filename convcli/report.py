@@ -99,10 +99,19 @@ class FileResult:
     runs: tuple[KernelRun | LayerRun, ...] = ()
     #: one message per failure (reading the input, or one kernel)
     errors: tuple[str, ...] = ()
+    #: outputs left alone because they existed (``--skip-existing``)
+    skipped: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def status(self) -> str:
+        """failed (any error), skipped (nothing to do: every output existed) or ok."""
+        if self.errors:
+            return "failed"
+        return "skipped" if self.skipped and not self.runs else "ok"
 
     @property
     def error(self) -> str | None:
@@ -112,10 +121,38 @@ class FileResult:
     def to_dict(self) -> dict:
         return {
             "input": self.input,
-            "status": "ok" if self.ok else "failed",
+            "status": self.status,
             "error": self.error,
             "errors": list(self.errors),
+            "skipped": list(self.skipped),
             "runs": [r.to_dict() for r in self.runs],
+        }
+
+    @property
+    def outputs(self) -> list[str]:
+        """Every file written for this input, in order, each once."""
+        found: list[str] = []
+        for r in self.runs:
+            names = [r.output] if isinstance(r, KernelRun) else list(r.outputs.values())
+            found.extend(n for n in names if n not in found)
+        return found
+
+    def manifest_record(self) -> dict:
+        """One line of ``--manifest``: what a script needs to know about this input."""
+        kernel_runs = [r for r in self.runs if isinstance(r, KernelRun)]
+        return {
+            "input": self.input,
+            "status": self.status,
+            "outputs": self.outputs,
+            "input_shape": list(self.runs[0].input_shape) if self.runs else None,
+            "output_shapes": [list(r.output_shape) for r in self.runs],
+            "min": min((r.minimum for r in self.runs), default=None),
+            "max": max((r.maximum for r in self.runs), default=None),
+            "clipped": sum(r.clipped for r in kernel_runs),
+            "seconds": round(sum(sum(r.seconds.values()) for r in self.runs), 6),
+            "error": self.error,
+            "errors": list(self.errors),
+            "skipped": list(self.skipped),
         }
 
 
