@@ -292,7 +292,8 @@ def plan_outputs(
         plans.append(OutputPlan(path, outs, tuple(jobs)))
     seen: dict[str, Path] = {}
     for plan in plans:
-        for out in dict.fromkeys(plan.outputs):
+        one_archive = plan.outputs and plan.outputs[0].suffix.lower() == ".npz" and len(set(plan.outputs)) == 1
+        for out in plan.outputs[:1] if one_archive else plan.outputs:
             if str(out) == STDIO:
                 continue
             key = os.path.normcase(os.path.realpath(out))
