@@ -595,7 +595,6 @@ def apply(
     manifest_fh = _open_manifest(manifest) if manifest is not None else None
 
     def on_result(result: Any) -> None:
-        progress.hide()
         for message in result.errors:
             print_error(message)
         if manifest_fh is not None:
@@ -620,7 +619,6 @@ def apply(
                           jobs=jobs if jobs is not None else default_jobs(), skip_existing=skip_existing,
                           fail_fast=fail_fast)
     except KeyboardInterrupt:
-        progress.hide()
         if manifest_fh is not None:
             manifest_fh.close()
         done = sum(r.status == "ok" for r in finished)
@@ -787,9 +785,6 @@ class _Progress:
             self._task = self._bar.add_task("convcli", total=self.total, rate="")
             self._bar.start()
         return self
-
-    def hide(self) -> None:
-        """Messages printed while the bar runs appear above it (Rich redirects stderr)."""
 
     def advance(self, result: Any) -> None:
         if self._bar is not None:

@@ -464,28 +464,34 @@ def _tiff_pages(data: np.ndarray, alpha: np.ndarray | None) -> bytes:
 
 
 def encode_image(
-    data: np.ndarray, alpha: np.ndarray | None, fmt: str, *, quality: int | None = None
+    data: np.ndarray, alpha: np.ndarray | None, fmt: str, *, quality: int | None = None, threads: int | None = None
 ) -> bytes:
     """Encode pixels in ``fmt``; returns the file's bytes.
 
     uint8 goes to every format; uint16 (gray or colour, with or without alpha) to PNG and
-    TIFF; float32 (a raw map) to TIFF only. PNG of 16-bit colour or gray+alpha is written by
-    :mod:`convcli.png16`; TIFF of 16-bit colour or of floats holds one page per channel
-    (alpha last). ``quality`` (1-100) is for JPEG and WebP.
+    TIFF; float32 (a raw map) to TIFF only. PNG is written by :mod:`convcli.png16` on
+    ``threads`` threads (default: the usable cores), the same bytes whatever their number;
+    TIFF of 16-bit colour or of floats holds one page per channel (alpha last).
+    ``quality`` (1-100) is for JPEG and WebP.
     """
     channels = data.shape[2] if data.ndim == 3 else 1
     if data.dtype.kind == "f":
         if fmt != "TIFF":
             raise OutputError(f"{fmt} cannot hold float values; write .tif (float TIFF) or .npy")
         return _tiff_pages(data, alpha)
+    if fmt == "PNG" and channels in (1, 3) and data.dtype in (np.uint8, np.uint16):
+        from .engine import default_threads
+        from .png16 import write_png
+
+        if alpha is None:
+            pixels = data
+        else:
+            pixels = np.concatenate([data.reshape(*data.shape[:2], -1), alpha[..., np.newaxis].astype(data.dtype)],
+                                    axis=2)
+        return write_png(pixels, threads=threads if threads is not None else default_threads())
     if data.dtype == np.uint16 and (channels > 1 or alpha is not None):
         if fmt == "PNG":
-            from .png16 import write_png
-
-            if channels not in (1, 3):
-                raise OutputError(f"cannot write a {channels}-channel result as an image; write .npy instead")
-            planes = _planes(data, alpha)
-            return write_png(np.stack(planes, axis=2), level=3)
+            raise OutputError(f"cannot write a {channels}-channel result as an image; write .npy instead")
         if fmt == "TIFF":
             return _tiff_pages(data, alpha)
     img = _to_pillow(data, alpha)

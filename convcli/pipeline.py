@@ -585,7 +585,7 @@ def apply_kernel(
             else:
                 alpha = mapped_alpha
         out_shape = pixels.shape if alpha is None else (*pixels.shape[:2], (pixels.shape[2] if pixels.ndim == 3 else 1) + 1)
-        encoded = encode_image(pixels, alpha, fmt, quality=spec.quality)  # before the temporary file exists
+        encoded = encode_image(pixels, alpha, fmt, quality=spec.quality, threads=spec.threads)  # before the temporary file exists
     if fmt == "NPZ":
         if npz is not None:
             key = kernel.name if image.frame is None else f"{kernel.name}.frame{image.frame}"

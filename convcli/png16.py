@@ -1,4 +1,4 @@
-"""A small PNG reader and writer for what Pillow cannot keep: 16-bit colour.
+"""A small PNG reader and writer: 16-bit colour, which Pillow cannot keep, and fast output.
 
 Pillow reads 16-bit RGB, RGBA and gray+alpha PNGs as 8 bits per channel and
 cannot write them at all. This module handles any non-palette PNG of 8 or 16
@@ -9,8 +9,12 @@ bits per sample (gray, gray+alpha, RGB, RGBA; interlaced or not), so that
   row: None, Sub, Up, Average and Paeth are undone), ``tRNS`` (a single
   transparent colour becomes an alpha channel), ``eXIf`` (the orientation is
   returned), ``IEND``; chunk CRCs are checked;
-* writing: one ``IDAT`` whose rows use filter Sub (0 for 8-bit gray), samples
-  big-endian, as the PNG specification requires.
+* writing: one ``IDAT`` whose rows use the Paeth filter (as small as Pillow's
+  adaptive choice on photos and feature maps), samples big-endian, as the PNG
+  specification requires. Filtering and compression run in row blocks on
+  ``threads`` threads (NumPy and zlib release the GIL): each block is deflated on
+  its own and ended with a sync flush, and the blocks joined make one valid zlib
+  stream, as pigz does. The file is the same whatever the number of threads.
 
 Samples come back as ``uint8`` or ``uint16`` arrays of shape ``(H, W)`` or
 ``(H, W, C)``; nothing is rescaled.
@@ -229,12 +233,37 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
 
-def write_png(data: np.ndarray, *, level: int = 6) -> bytes:
+#: uncompressed bytes per independently deflated block (a few percent of size is lost at
+#: each block boundary at most; small blocks let two threads share the work)
+DEFLATE_BLOCK = 4 << 20
+
+
+def _paeth(rows: np.ndarray, prev: np.ndarray | None, bpp: int) -> np.ndarray:
+    """Paeth-filtered bytes of ``rows`` (m, L) uint8, ``prev`` the row above the first (or None)."""
+    m, length = rows.shape
+    p = np.zeros((m + 1, length + bpp), np.int16)
+    if prev is not None:
+        p[0, bpp:] = prev
+    p[1:, bpp:] = rows
+    a, b, c = p[1:, :-bpp], p[:-1, bpp:], p[:-1, :-bpp]
+    bc = b - c  # = p - a, with p = a + b - c
+    ac = a - c  # = p - b
+    pc = np.abs(bc + ac)
+    pa = np.abs(bc, out=bc)
+    pb = np.abs(ac, out=ac)
+    pred = c.copy()
+    np.copyto(pred, b, where=pb <= pc)
+    np.copyto(pred, a, where=(pa <= pb) & (pa <= pc))
+    np.subtract(p[1:, bpp:], pred, out=pred)
+    return pred.astype(np.uint8)  # modulo 256, as the filter is defined
+
+
+def write_png(data: np.ndarray, *, level: int = 3, strategy: int = zlib.Z_RLE, threads: int = 1) -> bytes:
     """Encode ``(H, W)`` or ``(H, W, C)`` samples, C in 1..4, uint8 or uint16, as a PNG.
 
-    1, 2, 3 or 4 channels are gray, gray+alpha, RGB and RGBA. Rows are written
-    with the Sub filter (8-bit gray: no filter), which suits smooth images and
-    feature maps alike.
+    1, 2, 3 or 4 channels are gray, gray+alpha, RGB and RGBA. Every row uses the
+    Paeth filter; ``level`` and ``strategy`` are zlib's (run-length encoding by
+    default: fast, and on filtered photos and feature maps as small as the default).
 
     >>> img = np.arange(12, dtype=np.uint16).reshape(2, 2, 3) * 5000
     >>> back = read_png(write_png(img))
@@ -253,19 +282,51 @@ def write_png(data: np.ndarray, *, level: int = 6) -> bytes:
     ctype = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     rows = np.ascontiguousarray(arr.astype(">u2") if depth == 16 else arr).view(np.uint8).reshape(height, -1)
     bpp = channels * depth // 8
-    if depth == 8 and channels == 1:
-        kind, body = 0, rows
+    line = 1 + rows.shape[1]
+    per_block = max(1, DEFLATE_BLOCK // line)
+    starts = list(range(0, height, per_block))
+
+    def block(i: int) -> tuple[bytes, int, int]:
+        r0 = starts[i]
+        r1 = min(r0 + per_block, height)
+        lines = np.empty((r1 - r0, line), np.uint8)
+        lines[:, 0] = 4
+        lines[:, 1:] = _paeth(rows[r0:r1], rows[r0 - 1] if r0 else None, bpp)
+        raw = lines.data
+        z = zlib.compressobj(level, zlib.DEFLATED, -15, 8, strategy)
+        last = i == len(starts) - 1
+        body = z.compress(raw) + z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+        return body, zlib.adler32(raw), lines.nbytes
+
+    if threads > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            parts = list(pool.map(block, range(len(starts))))
     else:
-        kind = 1
-        body = rows.copy()
-        body[:, bpp:] = rows[:, bpp:] - rows[:, :-bpp]  # uint8 arithmetic wraps modulo 256
-    lines = np.empty((height, 1 + body.shape[1]), np.uint8)
-    lines[:, 0] = kind
-    lines[:, 1:] = body
+        parts = [block(i) for i in range(len(starts))]
+    adler = 1
+    for _, part_adler, size in parts:
+        adler = _adler32_combine(adler, part_adler, size)
+    stream = b"\x78\x5e" + b"".join(p[0] for p in parts) + struct.pack(">I", adler)
     ihdr = struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0)
-    return (
-        SIGNATURE
-        + _chunk(b"IHDR", ihdr)
-        + _chunk(b"IDAT", zlib.compress(lines.tobytes(), level))
-        + _chunk(b"IEND", b"")
-    )
+    return SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
+
+
+def _adler32_combine(adler1: int, adler2: int, len2: int) -> int:
+    """The Adler-32 of two byte strings joined, from theirs (zlib's adler32_combine)."""
+    base = 65521
+    rem = len2 % base
+    sum1 = adler1 & 0xFFFF
+    sum2 = (rem * sum1) % base
+    sum1 += (adler2 & 0xFFFF) + base - 1
+    sum2 += ((adler1 >> 16) & 0xFFFF) + ((adler2 >> 16) & 0xFFFF) + base - rem
+    if sum1 >= base:
+        sum1 -= base
+    if sum1 >= base:
+        sum1 -= base
+    if sum2 >= (base << 1):
+        sum2 -= base << 1
+    if sum2 >= base:
+        sum2 -= base
+    return sum1 | (sum2 << 16)
