@@ -16,12 +16,10 @@ from . import __version__
 from .errors import ConvcliError, ExitCode, ParameterError
 
 
-def _size(shape: Any) -> str:
-    return "x".join(str(v) for v in shape)
-
-
 def render_layer_run(run: Any) -> str:
     """The human report of one layer run: aligned ``key  value`` lines, as ``apply -k`` prints."""
+    from .cli import _size
+
     g = run.geometry
     (t, b), (l, r) = g.padding
     rule = f"{g.layer.padding.rule}: " if g.layer.padding.rule else ""
