@@ -10,7 +10,8 @@ bits per sample (gray, gray+alpha, RGB, RGBA; interlaced or not), so that
   transparent colour becomes an alpha channel), ``eXIf`` (the orientation is
   returned), ``IEND``; chunk CRCs are checked;
 * writing: one ``IDAT`` whose rows use the Paeth filter (as small as Pillow's
-  adaptive choice on photos and feature maps), samples big-endian, as the PNG
+  adaptive choice on photos and feature maps; Sub for 16-bit colour and gray+alpha,
+  which this module's own reader decodes fast), samples big-endian, as the PNG
   specification requires. Filtering and compression run in row blocks on
   ``threads`` threads (NumPy and zlib release the GIL): each block is deflated on
   its own and ended with a sync flush, and the blocks joined make one valid zlib
@@ -262,7 +263,7 @@ def write_png(data: np.ndarray, *, level: int = 3, strategy: int = zlib.Z_RLE, t
     """Encode ``(H, W)`` or ``(H, W, C)`` samples, C in 1..4, uint8 or uint16, as a PNG.
 
     1, 2, 3 or 4 channels are gray, gray+alpha, RGB and RGBA. Every row uses the
-    Paeth filter; ``level`` and ``strategy`` are zlib's (run-length encoding by
+    Paeth filter (Sub for 16-bit with more than one channel); ``level`` and ``strategy`` are zlib's (run-length encoding by
     default: fast, and on filtered photos and feature maps as small as the default).
 
     >>> img = np.arange(12, dtype=np.uint16).reshape(2, 2, 3) * 5000
@@ -286,12 +287,20 @@ def write_png(data: np.ndarray, *, level: int = 3, strategy: int = zlib.Z_RLE, t
     per_block = max(1, DEFLATE_BLOCK // line)
     starts = list(range(0, height, per_block))
 
+    # 16-bit colour and gray+alpha are read back by this module, whose Paeth decoder is a
+    # Python loop over pixels; Sub (a running sum) decodes fast and costs a little size
+    kind = 1 if depth == 16 and channels > 1 else 4
+
     def block(i: int) -> tuple[bytes, int, int]:
         r0 = starts[i]
         r1 = min(r0 + per_block, height)
         lines = np.empty((r1 - r0, line), np.uint8)
-        lines[:, 0] = 4
-        lines[:, 1:] = _paeth(rows[r0:r1], rows[r0 - 1] if r0 else None, bpp)
+        lines[:, 0] = kind
+        if kind == 4:
+            lines[:, 1:] = _paeth(rows[r0:r1], rows[r0 - 1] if r0 else None, bpp)
+        else:
+            lines[:, 1 : 1 + bpp] = rows[r0:r1, :bpp]
+            np.subtract(rows[r0:r1, bpp:], rows[r0:r1, :-bpp], out=lines[:, 1 + bpp :])  # modulo 256
         raw = lines.data
         z = zlib.compressobj(level, zlib.DEFLATED, -15, 8, strategy)
         last = i == len(starts) - 1
