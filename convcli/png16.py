@@ -145,6 +145,49 @@ def _samples(rows: np.ndarray, height: int, width: int, channels: int, depth: in
     return arr[..., 0] if channels == 1 else arr
 
 
+def _pillow_samples(data: bytes, header: tuple[int, ...]) -> np.ndarray | None:
+    """16-bit gray+alpha, RGB or RGBA samples inflated, unfiltered and deinterlaced by Pillow's
+    C decoder, which this module's Average and Paeth decoding (a loop over pixels) cannot match.
+
+    Pillow keeps only the high byte of 16-bit colour. Decoding twice, reading each sample
+    big-endian and then little-endian, gives the high bytes and then the low ones (the
+    unfiltering works on bytes, the same both times). Gray+alpha, 4 bytes a pixel, is
+    relabelled 8-bit RGBA, whose bytes those are. None when Pillow cannot (the caller then
+    decodes on its own).
+    """
+    import io
+    import warnings
+
+    from PIL import Image
+
+    width, height, _depth, ctype, _comp, _filt, interlace = header
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the caller checked the size
+            try:
+                if ctype == 4:
+                    if data[12:16] != b"IHDR":
+                        return None
+                    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, interlace)
+                    with Image.open(io.BytesIO(data[:8] + _chunk(b"IHDR", ihdr) + data[33:])) as im:
+                        b = np.asarray(im).astype(np.uint16)
+                    return np.stack([(b[..., 0] << 8) | b[..., 1], (b[..., 2] << 8) | b[..., 3]], axis=2)
+                mode = _MODES[ctype]
+                halves = []
+                for order in "BL":
+                    with Image.open(io.BytesIO(data)) as im:
+                        if im.mode != mode or im.size != (width, height):
+                            return None
+                        im.tile = [(t[0], t[1], t[2], f"{mode};16{order}") for t in im.tile]
+                        halves.append(np.asarray(im).astype(np.uint16))
+                return (halves[0] << 8) | halves[1]
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except Exception:  # noqa: BLE001 - damaged data: the caller's own decoder says what is wrong
+        return None
+
+
 def read_png(data: bytes, *, max_pixels: int | None = None) -> PngImage:
     """Decode a gray, gray+alpha, RGB or RGBA PNG of 8 or 16 bits per sample.
 
@@ -185,7 +228,14 @@ def read_png(data: bytes, *, max_pixels: int | None = None) -> PngImage:
         raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
     except zlib.error as exc:
         raise PngError(f"damaged PNG (its image data does not decompress: {exc})") from None
-    if interlace == 0:
+    fast = None
+    if depth == 16 and channels > 1:
+        line = 1 + width * bpp
+        slow_rows = interlace == 1 or bool(np.isin(raw[: height * line : line], (3, 4)).any())
+        fast = _pillow_samples(data, header) if slow_rows else None
+    if fast is not None:
+        arr = fast
+    elif interlace == 0:
         need = height * (1 + width * bpp)
         if raw.size < need:
             raise PngError("truncated PNG (image data ends early)")
