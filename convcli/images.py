@@ -13,6 +13,7 @@ through :func:`read_frames`.
 from __future__ import annotations
 
 import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -257,6 +258,49 @@ def _read_png16(raw: bytes, path: Path, limit: int) -> LoadedImage:
     return LoadedImage(np.ascontiguousarray(arr), alpha, mode, 16, "PNG", str(path))
 
 
+def _wide_colour(img) -> str | None:  # noqa: ANN001 - PIL.Image.Image
+    """For 16-bit RGB/RGBA (a TIFF, say), which Pillow narrows to 8 bits: the byte order of its
+    samples as Pillow's raw modes name it ("B" or "L"); None for everything else."""
+    if img.mode not in ("RGB", "RGBA") or not img.tile:
+        return None
+    modes = {t[3][0] if isinstance(t[3], tuple) else t[3] for t in img.tile}
+    if len(modes) != 1:
+        return None
+    (rawmode,) = modes
+    if not isinstance(rawmode, str) or rawmode not in (f"{img.mode};16{o}" for o in "NBL"):
+        return None
+    order = rawmode[-1]
+    return ("L" if sys.byteorder == "little" else "B") if order == "N" else order
+
+
+def _with_rawmode(tile, rawmode: str):  # noqa: ANN001, ANN202 - a Pillow tile descriptor
+    args = (rawmode, *tile[3][1:]) if isinstance(tile[3], tuple) else rawmode
+    return tile._replace(args=args) if hasattr(tile, "_replace") else (*tile[:3], args)
+
+
+def _sixteen_bit_colour(source, index: int, order: str, img, path: Path, frame: str | None) -> LoadedImage:  # noqa: ANN001
+    """Decode a 16-bit colour frame twice through Pillow: read in its own byte order each sample
+    gives its high byte, read in the other its low byte."""
+    from PIL import Image
+
+    mode = img.mode
+    halves = []
+    for letter in (order, "B" if order == "L" else "L"):
+        if hasattr(source, "seek"):
+            source.seek(0)
+        with Image.open(source) as again:
+            if index:
+                again.seek(index)
+            again.tile = [_with_rawmode(t, f"{mode};16{letter}") for t in again.tile]
+            halves.append(np.asarray(again).astype(np.uint16))
+    arr = _orient((halves[0] << 8) | halves[1], int(img.getexif().get(0x0112, 1) or 1))
+    alpha = None
+    if mode == "RGBA":
+        alpha = np.ascontiguousarray(arr[..., 3])
+        arr = arr[..., :3]
+    return LoadedImage(np.ascontiguousarray(arr), alpha, f"{mode};16", 16, img.format or "?", str(path), frame)
+
+
 def read_frames(
     path: str | Path,
     *,
@@ -315,6 +359,12 @@ def read_frames(
                 for index in range(count):
                     if count > 1:
                         img.seek(index)
+                    order = _wide_colour(img)
+                    if order is not None:
+                        source = io.BytesIO(data) if data is not None else path
+                        frames.append(_sixteen_bit_colour(source, index, order, img, path,
+                                                          str(index) if count > 1 else None))
+                        continue
                     img.load()
                     oriented = ImageOps.exif_transpose(img)
                     if oriented is img:

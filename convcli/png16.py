@@ -179,7 +179,8 @@ def _pillow_samples(data: bytes, header: tuple[int, ...]) -> np.ndarray | None:
                     with Image.open(io.BytesIO(data)) as im:
                         if im.mode != mode or im.size != (width, height):
                             return None
-                        im.tile = [(t[0], t[1], t[2], f"{mode};16{order}") for t in im.tile]
+                        im.tile = [t._replace(args=f"{mode};16{order}") if hasattr(t, "_replace")
+                                   else (*t[:3], f"{mode};16{order}") for t in im.tile]
                         halves.append(np.asarray(im).astype(np.uint16))
                 return (halves[0] << 8) | halves[1]
             finally:
