@@ -122,7 +122,7 @@ def run_layer_command(
         max_pixels=max_pixels,
     )
     c_out, cig = layer_weights.weight.shape[:2]
-    if spec.engine == "separable" and cig == 1 and c_out == spec.groups:
+    if spec.engine.startswith("separable") and cig == 1 and c_out == spec.groups:
         import numpy as np
 
         from .engine import separable_rank_limit

@@ -275,7 +275,7 @@ def apply(
         str,
         typer.Option(
             metavar="PATH",
-            help="auto (a cost model picks), direct, separable, gemm or fft. Same numbers either way.",
+            help="auto (a cost model picks), direct, separable, separable-gemm, gemm or fft. Same numbers either way.",
         ),
     ] = "auto",
     threads: Annotated[

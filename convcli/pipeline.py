@@ -121,7 +121,7 @@ class FilterSpec:
             raise ParameterError(f"map: unknown map {self.map!r}; use auto or one of {', '.join(MAP_NAMES)}")
         if not self.kernels:
             raise ParameterError("give at least one kernel")
-        if self.engine == "separable":
+        if self.engine.startswith("separable"):
             from .engine import separable_rank_limit
 
             limit = separable_rank_limit()

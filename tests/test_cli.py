@@ -195,7 +195,7 @@ def test_json_report_on_stdout(cli):
     assert doc["failed"] == 0
 
 
-@pytest.mark.parametrize("engine", ["direct", "separable", "gemm", "fft"])
+@pytest.mark.parametrize("engine", ["direct", "separable", "separable-gemm", "gemm", "fft"])
 def test_engine_option_gives_the_same_numbers(cli, tmp_path, engine):
     code, _, err = cli("apply", SAMPLES / "coffee.jpg", "-k", "gaussian-blur-5", "--engine", engine,
                        "--threads", "2", "-o", f"{engine}.npy")

@@ -292,7 +292,7 @@ def test_input_is_not_modified(rng):
 
 # --- every path gives the same numbers -------------------------------------------------------
 
-PATHS = ["direct", "separable", "gemm", "fft"]
+PATHS = ["direct", "separable", "separable-gemm", "gemm", "fft"]
 
 
 def _rank1(rng, shape):
@@ -306,7 +306,7 @@ def test_each_path_against_pad_then_slice(rng, path, border, stride, dilation, p
     from convcli.engine import plan_geometry
 
     image = rng.random((37, 41)) * 10
-    kernel = _rank1(rng, (3, 4)) if path == "separable" else rng.standard_normal((3, 4))
+    kernel = _rank1(rng, (3, 4)) if path.startswith("separable") else rng.standard_normal((3, 4))
     ours = correlate(image, kernel, stride=stride, dilation=dilation, padding=padding, border=border,
                      engine=path, threads=2)
     pads = plan_geometry(image.shape, kernel.shape, stride=stride, dilation=dilation, padding=padding).padding
@@ -358,7 +358,7 @@ def test_single_and_multi_threaded_results_are_identical(photos):
 def test_identity_is_exact_on_every_exact_path(photos):
     image = photos["camera16.png"]
     k = builtin_registry().get("identity").weights
-    for path in ("direct", "separable", "gemm"):
+    for path in ("direct", "separable", "separable-gemm", "gemm"):
         np.testing.assert_array_equal(correlate(image, k, engine=path), image)
 
 
@@ -367,8 +367,10 @@ def test_the_planner_picks_sensible_paths():
 
     reg = builtin_registry()
     assert plan((4096, 4096, 3), reg.get("sobel-x").weights).path in ("separable", "direct")
-    assert plan((4096, 4096, 3), np.ones((31, 31))).path in ("separable", "fft")
-    assert plan((4096, 4096, 3), np.ones((15, 15))).path == "separable"
+    assert plan((4096, 4096, 3), np.ones((31, 31))).path in ("separable", "separable-gemm", "fft")
+    assert plan((4096, 4096, 3), np.ones((15, 15))).path.startswith("separable")
+    # many taps per pass: both passes as banded products
+    assert plan((4096, 4096, 3), np.outer(*[np.hanning(17)] * 2)).path == "separable-gemm"
     rng = np.random.default_rng(1)
     assert plan((4096, 4096, 3), rng.standard_normal((31, 31))).path == "fft"
     assert plan((1024, 1024, 3), rng.standard_normal((7, 7)), stride=2).path in ("gemm", "direct")
@@ -413,12 +415,12 @@ def test_box_sums_stay_accurate_on_wide_16bit_rows(rng):
 
 
 
-@pytest.mark.parametrize("path", ["direct", "gemm", "fft", "separable"])
+@pytest.mark.parametrize("path", ["direct", "gemm", "fft", "separable", "separable-gemm"])
 @pytest.mark.parametrize("size", [31, 63])
 def test_large_kernels_stay_within_float32_rounding(photos, path, size):
     image = photos["astronaut.png"][:96, :128]
     rng = np.random.default_rng(size)
-    if path == "separable":
+    if path.startswith("separable"):
         kernel = np.outer(rng.random(size), rng.random(size))
     else:
         kernel = rng.random((size, size))
@@ -431,3 +433,76 @@ def test_a_large_box_by_doubling_agrees_with_ndimage(photos):
     image = photos["astronaut.png"]
     kernel = np.ones((101, 101)) / 101**2
     assert_close(correlate(image, kernel), ndi_correlate_same(image, kernel, "reflect"))
+
+
+# --- banded products (separable passes by BLAS) ----------------------------------------------
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("step,dilation", [(1, 1), (2, 1), (1, 2), (3, 2)])
+@pytest.mark.parametrize("m,q", [(1, 4), (7, 4), (8, 4), (13, 16), (5, 1)])
+def test_banded_product_is_a_1d_correlation_down_the_rows(rng, transposed, step, dilation, m, q):
+    from convcli.engine._paths import banded_mats, banded_product
+
+    taps = rng.standard_normal(5)
+    ke = dilation * 4 + 1
+    src = rng.standard_normal(((m - 1) * step + ke, 11))
+    expected = np.array([[sum(taps[i] * src[y * step + i * dilation, x] for i in range(5)) for x in range(11)]
+                         for y in range(m)])
+    mats = banded_mats(taps, m, q, step, dilation, np.float64)
+    wide = np.full((11 + 6, m) if transposed else (m, 11 + 6), np.nan)  # a view with a row stride
+    dst = wide[3:-3] if transposed else wide[:, 3:-3]
+    banded_product(mats, src, dst, step, transposed=transposed)
+    np.testing.assert_allclose(dst.T if transposed else dst, expected, rtol=1e-12, atol=1e-12)
+    assert np.isnan(wide[:3]).all() if transposed else np.isnan(wide[:, :3]).all()  # nothing written outside
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("stride,dilation,padding", GEOMETRIES)
+def test_separable_path_with_vertical_products_on_one_thread(rng, border, stride, dilation, padding):
+    # one thread: the vertical passes run as banded products whatever BLAS's own threads
+    from convcli.engine import plan_geometry
+    from convcli.engine._plan import vertical_by_gemm
+
+    col, row = np.array([1.0, 2.0, 1.0, 0.5]), np.array([-1.0, 0.0, 1.0])
+    assert vertical_by_gemm(col, 1, 1)
+    kernel = np.outer(col, row)
+    image = (rng.random((37, 41, 3)) * 255).astype(np.uint8)
+    ours = correlate(image, kernel, stride=stride, dilation=dilation, padding=padding, border=border,
+                     engine="separable", threads=1)
+    pads = plan_geometry(image.shape, kernel.shape, stride=stride, dilation=dilation, padding=padding).padding
+    expected = np.stack([reference(image[..., c].astype(float), kernel, stride, dilation, pads, border)
+                         for c in range(3)], axis=-1)
+    assert_close(ours, expected)
+    # a non-contiguous float view takes the converting branch
+    view = image.astype(np.float32)[:, ::-1][:, ::-1]
+    assert_close(correlate(view[:, :, ::-1], kernel, stride=stride, dilation=dilation, padding=padding,
+                           border=border, engine="separable", threads=1), expected[:, :, ::-1])
+
+
+def test_separable_paths_on_a_real_photo_with_one_and_two_threads(photos):
+    image = photos["astronaut.png"]
+    kernel = builtin_registry().get("gaussian-blur-5").weights
+    expected = ndi_correlate_same(image, kernel, "replicate")
+    for path in ("separable", "separable-gemm"):
+        for threads in (1, 2):
+            assert_close(correlate(image, kernel, border="replicate", engine=path, threads=threads), expected)
+
+
+@pytest.mark.parametrize("name", ["sobel-x", "gaussian-blur-5", "dense-7", "dense-31"])
+def test_nan_stays_inside_its_window_under_auto(rng, name):
+    from convcli.engine import plan
+
+    kernel = rng.random((int(name[6:]),) * 2) if name.startswith("dense") else builtin_registry().get(name).weights
+    image = rng.random((64, 3000, 3)).astype(np.float32)
+    # on finite data these kernels take a path with matrix products or an FFT
+    assert plan(image.shape, kernel).path in ("separable", "separable-gemm", "gemm", "fft")
+    image[30, 1500, 1] = np.nan
+    image[5, 7, 0] = np.inf
+    for threads in (1, 2):
+        out = correlate(image, kernel, threads=threads)
+        direct = correlate(image, kernel, engine="direct")
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(direct))
+        assert 0 < np.isnan(out).sum() <= 2 * kernel.size  # the NaN's window and the inf's
+        finite = np.isfinite(direct)
+        assert_close(out[finite], direct[finite])

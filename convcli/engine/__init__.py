@@ -33,7 +33,7 @@ from ..geometry import (
 )
 from ._border import BORDER_ALIASES, BORDER_MODES, Border
 from ._plan import ENGINES, KernelInfo, Plan, analyze, choose
-from ._run import default_threads, run_plan
+from ._run import all_finite, default_threads, run_plan
 
 __all__ = [
     "BORDER_MODES",
@@ -163,9 +163,12 @@ def correlate(
         alias (``edge``, ``nearest``, ``symmetric``, ``tile``...).
     convolve : bool
         Rotate the kernel by 180 degrees first (true convolution).
-    engine : {"auto", "direct", "separable", "gemm", "fft"}
+    engine : {"auto", "direct", "separable", "separable-gemm", "gemm", "fft"}
         How to compute it; ``auto`` follows the cost model (see :func:`plan`). Every
-        path gives the same result to float rounding, borders included.
+        path gives the same result to float rounding, borders included. NaN and infinity
+        in the image stay inside the outputs whose window holds them under ``auto``
+        (which then avoids matrix products and FFTs); a forced GEMM or FFT path may
+        spread them further.
     threads : int, optional
         Worker threads (default: the usable cores).
 
@@ -195,6 +198,8 @@ def correlate(
     _check_size(ho, wo, x3.shape[2], dtype)
     out = np.empty((ho, wo, x3.shape[2]), dtype=dtype)
     chosen = _choose(k, geometry, x3.shape[2], engine, threads, dtype)
+    if engine == "auto" and chosen.path != "direct" and not all_finite(x3, chosen.threads):
+        chosen = _choose(k, geometry, x3.shape[2], engine, threads, dtype, finite=False)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow shows as inf; callers check
         run_plan(x3, k, chosen, out, geometry.padding, geometry.layer.stride, geometry.layer.dilation, border)
     return out if x.ndim == 3 else out[:, :, 0]
@@ -229,7 +234,13 @@ def _check_size(rows: int, cols: int, channels: int, dtype: np.dtype) -> None:
 
 
 def _choose(
-    k: np.ndarray, geometry: LayerGeometry, channels: int, engine: str, threads: int | None, dtype: np.dtype
+    k: np.ndarray,
+    geometry: LayerGeometry,
+    channels: int,
+    engine: str,
+    threads: int | None,
+    dtype: np.dtype,
+    finite: bool = True,
 ) -> Plan:
     if threads is None:
         threads = default_threads()
@@ -239,7 +250,8 @@ def _choose(
     cols_in = (geometry.output[1] - 1) * stride[1] + geometry.effective_kernel[1]
     rtol = 1e-7 if dtype == np.float32 else 1e-13
     info = analyze(k, rtol=rtol)
-    return choose(info, geometry.output, cols_in, channels, stride, dilation, engine=engine, threads=threads)
+    return choose(info, geometry.output, cols_in, channels, stride, dilation, engine=engine, threads=threads,
+                  finite=finite)
 
 
 def plan(

@@ -152,7 +152,8 @@ def _one_d(src, dst, axis, groups, step, dilation, tmp, scratch) -> None:  # noq
         accumulate(dst, lambda j: src[:, j * dilation : j * dilation + span : step], groups, tmp)
 
 
-def separable_band(rows, out, components, stride, dilation, scratch, cols=None, pad_columns=None) -> None:  # noqa: ANN001
+def separable_band(rows, out, components, stride, dilation, scratch, cols=None, pad_columns=None,
+                   vertical=None) -> None:  # noqa: ANN001
     """Sum over rank-1 components of a vertical 1-D pass then a horizontal 1-D pass.
 
     ``rows`` is the band's input rows (padded buffer, or the image itself when the band
@@ -160,6 +161,8 @@ def separable_band(rows, out, components, stride, dilation, scratch, cols=None, 
     ``vert`` scratch buffer and ``pad_columns(vert, component)`` completes the padded
     columns. ``components`` is a list of ``(col_groups, row_groups)``; ``scratch`` gives
     ``vert`` and ``tmpv`` (n, cols_in, C), ``tmph`` and ``part`` like ``out``.
+    ``vertical``, when given, is a list (one per component) of callables ``(dst)`` that do
+    the vertical pass themselves (as a banded matrix product), or None to add shifted rows.
     """
     sh, sw = stride
     dh, dw = dilation
@@ -167,7 +170,10 @@ def separable_band(rows, out, components, stride, dilation, scratch, cols=None, 
     inner = slice(None) if cols is None else cols
 
     for r, (col_groups, row_groups) in enumerate(components):
-        _one_d(rows, vert[:, inner], 0, col_groups, sh, dh, tmpv[:, inner], scratch)
+        if vertical is not None and vertical[r] is not None:
+            vertical[r](vert[:, inner])
+        else:
+            _one_d(rows, vert[:, inner], 0, col_groups, sh, dh, tmpv[:, inner], scratch)
         if pad_columns is not None:
             pad_columns(vert, r)
         target = out if r == 0 else scratch("part")
@@ -225,3 +231,86 @@ def fft_tile(buf, out, spectrum, fft_shape, k_eff, stride, workers: int = 1) -> 
     y = sfft.irfft2(xf, s=fft_shape, axes=(1, 2), workers=workers, overwrite_x=True)
     valid = y[:, keh - 1 : keh - 1 + (n - 1) * sh + 1 : sh, kew - 1 : kew - 1 + (wo - 1) * sw + 1 : sw]
     np.copyto(out, np.moveaxis(valid, 0, 2), casting="same_kind")
+
+
+def banded(taps: np.ndarray, n: int, length: int, step: int, dilation: int, dtype) -> np.ndarray:  # noqa: ANN001
+    """``T[y, y*step + i*dilation] = taps[i]``: (n, length), one 1-D pass of n outputs as a product."""
+    t = np.zeros((n, length), dtype)
+    ys = np.arange(n)
+    for i, w in enumerate(taps):
+        t[ys, ys * step + i * dilation] = w
+    return t
+
+
+def separable_gemm_band(src, vt, out, vert_mats, horiz_mats, target, pad_rows, tile, steps, scratch) -> None:  # noqa: ANN001
+    """Each rank-1 component as two banded matrix products, the band held transposed in between.
+
+    ``src`` (rows_in, ncols*C) holds the band's input rows (a view of the image, or a padded
+    buffer); ``vt`` (cols, C*m) receives the vertical pass transposed: row ``x`` holds column
+    ``x`` for every channel and band row, so the horizontal pass is again a product from the
+    left, ``tile`` outputs at a time (one batched call over the tiles). ``target`` is the
+    slice of ``vt``'s rows that ``src`` covers; ``pad_rows(vt, r)`` fills the rest.
+    ``out`` (m, Wo, C) gets the sum over components. ``vert_mats`` are :func:`banded_mats`
+    triples, ``horiz_mats`` (tile, win) banded matrices; ``steps`` the (vertical,
+    horizontal) strides.
+    """
+    m, wo, c = out.shape
+    step_v, step = steps
+    win = horiz_mats[0].shape[1]
+    tiles = -(-wo // tile)
+    view = np.lib.stride_tricks.as_strided(
+        vt, (tiles, win, c * m), (tile * step * vt.strides[0], vt.strides[0], vt.strides[1]), writeable=False
+    )
+    acc = scratch("sg_out", (tiles * tile, c * m))
+    part = scratch("sg_part", (tiles * tile, c * m)) if len(vert_mats) > 1 else None
+    for r, (av, th) in enumerate(zip(vert_mats, horiz_mats)):
+        block = vt[target]
+        banded_product(av, src, block.reshape(-1, m), step_v, transposed=True)
+        pad_rows(vt, r)
+        dst = acc if r == 0 else part
+        np.matmul(th, view, out=dst.reshape(tiles, tile, c * m))
+        if r:
+            np.add(acc, part, out=acc)
+    np.copyto(out.transpose(1, 2, 0), acc[:wo].reshape(wo, c, m))
+
+
+def banded_mats(taps: np.ndarray, m: int, q: int, step: int, dilation: int, dtype) -> tuple:  # noqa: ANN001
+    """The matrices :func:`banded_product` needs for ``m`` outputs: one for each sub-band of
+    ``q`` outputs and one for the ``m % q`` left over."""
+    ke = dilation * (len(taps) - 1) + 1
+    q = min(q, m)
+    rem = m % q
+    a_q = banded(taps, q, (q - 1) * step + ke, step, dilation, dtype)
+    a_rem = banded(taps, rem, (rem - 1) * step + ke, step, dilation, dtype) if rem else None
+    return q, a_q, a_rem
+
+
+def banded_product(mats: tuple, src: np.ndarray, dst: np.ndarray, step: int, transposed: bool = False) -> None:
+    """A 1-D pass down the rows of ``src`` (rows_in, N) as banded matrix products.
+
+    ``dst`` is (m, N), or (N, m) with ``transposed``. The m outputs are computed ``q`` at a
+    time against one small banded matrix (a thin matrix wastes fewer multiplications on
+    the band's zeros, and BLAS runs thin products fast), batched in one call.
+    """
+    q, a_q, a_rem = mats
+    m = dst.shape[1] if transposed else dst.shape[0]
+    nb = m // q
+    n = src.shape[1]
+    rs, cs = src.strides
+    if nb:
+        rin = a_q.shape[1]
+        if transposed:
+            view = np.lib.stride_tricks.as_strided(src, (nb, n, rin), (q * step * rs, cs, rs), writeable=False)
+            outv = np.lib.stride_tricks.as_strided(dst, (nb, n, q), (q * dst.strides[1], dst.strides[0], dst.strides[1]))
+            np.matmul(view, a_q.T, out=outv)
+        else:
+            view = np.lib.stride_tricks.as_strided(src, (nb, rin, n), (q * step * rs, rs, cs), writeable=False)
+            outv = np.lib.stride_tricks.as_strided(dst, (nb, q, n), (q * dst.strides[0], dst.strides[0], dst.strides[1]))
+            np.matmul(a_q, view, out=outv)
+    if a_rem is not None:
+        r0 = nb * q * step
+        part = src[r0 : r0 + a_rem.shape[1]]
+        if transposed:
+            np.matmul(part.T, a_rem.T, out=dst[:, nb * q :])
+        else:
+            np.matmul(a_rem, part, out=dst[nb * q :])

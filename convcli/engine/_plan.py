@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ParameterError
 
-ENGINES = ("auto", "direct", "separable", "gemm", "fft")
+ENGINES = ("auto", "direct", "separable", "separable-gemm", "gemm", "fft")
 
 # Measured constants (ns). ELEMENT: one float32 add or multiply of a cache-resident band,
 # per element. FLOP: one multiply-add inside a BLAS sgemm on band-sized matrices.
@@ -24,6 +24,8 @@ _ELEMENT_NS = 0.45
 _FLOP_NS = 0.035
 _FFT_NS = 1.2
 _FILL_NS = 0.6
+# separable-gemm: the transposed copy of the result, in element operations
+_TRANSPOSE = 2.1
 
 #: Largest matrix rank run as a sum of separable passes.
 _MAX_SEPARABLE_RANK = 4
@@ -107,6 +109,9 @@ class Plan:
     estimates: dict[str, float] = field(default_factory=dict)
     threads: int = 1
     kernel: KernelInfo | None = None
+    #: False when the image holds NaN or infinity: matrix products and FFTs would spread
+    #: them past the kernel's footprint (0 x NaN is NaN), so only shifted adds run
+    finite: bool = True
 
     def describe(self) -> str:
         ests = ", ".join(f"{p} {ms:.3g} ms" for p, ms in sorted(self.estimates.items(), key=lambda kv: kv[1]))
@@ -149,6 +154,19 @@ def _pass_ops(taps: np.ndarray, dilation: int) -> float:
     return _group_ops(taps)
 
 
+def _vertical_costs(col: np.ndarray, dilation: int, stride: int) -> tuple[float, float]:
+    """(shifted adds, banded products) ns per sample of a vertical pass: thin banded products
+    stream the rows about as fast as two whole-array operations, plus a little per tap."""
+    keh = dilation * (len(col) - 1) + 1
+    return _ELEMENT_NS * _pass_ops(col, dilation), _ELEMENT_NS * (1.8 + 0.05 * keh) * stride
+
+
+def vertical_by_gemm(col: np.ndarray, dilation: int, stride: int) -> bool:
+    """True when a vertical pass is cheaper as banded matrix products than as shifted adds."""
+    adds, product = _vertical_costs(col, dilation, stride)
+    return product < adds
+
+
 def estimate(
     info: KernelInfo,
     out_shape: tuple[int, int],
@@ -172,12 +190,17 @@ def estimate(
     if 0 < info.rank <= _MAX_SEPARABLE_RANK:
         per = 0.0
         for col, row in info.factors:
-            c_ops = _pass_ops(col, dilation[0])
+            c_ns = min(_vertical_costs(col, dilation[0], sh))
             r_ops = _pass_ops(row, dilation[1])
             # the vertical pass runs over every input column, the horizontal one only on outputs
-            per += c_ops * (cols_in / max(wo, 1)) + r_ops + (1 if per else 0)
+            per += c_ns * (cols_in / max(wo, 1)) + _ELEMENT_NS * (r_ops + (1 if per else 0))
         # interior bands read the image directly: no padding copy
-        est["separable"] = (_ELEMENT_NS * n_out * per) / 1e6
+        est["separable"] = (n_out * per) / 1e6
+        # the same passes as thin banded products, the band transposed in between and back
+        # (in element operations per sample, measured like _vertical_costs)
+        vert = (2.2 + 0.1 * keh) * sh * cols_in / max(wo, 1)
+        horiz = (1.5 + 0.06 * kew) * sw
+        est["separable-gemm"] = (_ELEMENT_NS * n_out * info.rank * (vert + horiz + _TRANSPOSE)) / 1e6
     n_band = 16
     rows_in = (n_band - 1) * sh + keh
     flops = kw * rows_in * sw / n_band  # per output sample: GEMM work incl. Toeplitz zeros
@@ -222,27 +245,44 @@ def choose(
     *,
     engine: str = "auto",
     threads: int = 1,
+    finite: bool = True,
 ) -> Plan:
-    """Pick a path: the forced one, or the cheapest estimate."""
+    """Pick a path: the forced one, or the cheapest estimate.
+
+    With ``finite=False`` (NaN or infinity in the image) ``auto`` keeps to the paths that
+    add shifted samples, where a NaN stays inside the outputs whose window holds it.
+    """
     if engine not in ENGINES:
         raise ParameterError(f"engine: unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     est = estimate(info, out_shape, cols_in, channels, stride, dilation)
     if info.nonzero == 0:
-        return Plan("direct", "the kernel is all zeros", est, threads, info)
+        return Plan("direct", "the kernel is all zeros", est, threads, info, finite)
     if engine != "auto":
-        if engine == "separable" and "separable" not in est:
+        if engine.startswith("separable") and engine not in est:
             raise ParameterError(
                 f"engine: the kernel has rank {info.rank}; the separable path runs kernels of rank "
                 f"1 to {_MAX_SEPARABLE_RANK} (use --engine auto)"
             )
-        return Plan(engine, "forced with --engine", est, threads, info)
-    best = min(est, key=est.get)
+        return Plan(engine, "forced with --engine", est, threads, info, finite)
+    allowed = est if finite else {p: ms for p, ms in est.items() if p in ("direct", "separable")}
+    best = min(allowed, key=allowed.get)
+    if best.startswith("separable") and info.rank > 1:
+        # factors of rank 2 and up come from an SVD, with rounding in the last bits: an integer
+        # kernel on integer pixels is exact on the direct and GEMM paths; keep that unless
+        # the factors save a third of the time
+        exact = min(("direct", "gemm"), key=lambda p: allowed.get(p, math.inf))
+        if exact in allowed and allowed[best] * 1.5 > allowed[exact]:
+            best = exact
     if best == "separable":
         why = f"rank {info.rank}: {info.rank} vertical + horizontal 1-D pass(es)"
+    elif best == "separable-gemm":
+        why = f"rank {info.rank}: {info.rank} vertical + horizontal 1-D pass(es) as banded GEMMs"
     elif best == "direct":
         why = f"{info.nonzero} non-zero taps in {info.groups} weight group(s)"
     elif best == "gemm":
         why = f"dense {info.weights.shape[0]}x{info.weights.shape[1]} kernel of rank {info.rank}: Toeplitz GEMM per band"
     else:
         why = f"large dense {info.weights.shape[0]}x{info.weights.shape[1]} kernel: tiled FFT (overlap-save)"
-    return Plan(best, why, est, threads, info)
+    if not finite:
+        why += "; the image holds NaN or infinity, so no matrix products or FFT"
+    return Plan(best, why, est, threads, info, finite)

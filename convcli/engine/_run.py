@@ -13,11 +13,34 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ._border import Border, fill_region, map_index
-from ._paths import direct_band, fft_tile, gemm_band, group_taps, separable_band, toeplitz
-from ._plan import Plan, fft_tile_shape
+from ._paths import (
+    banded,
+    banded_mats,
+    banded_product,
+    direct_band,
+    fft_tile,
+    gemm_band,
+    group_taps,
+    separable_band,
+    separable_gemm_band,
+    toeplitz,
+)
+from ._plan import Plan, fft_tile_shape, vertical_by_gemm
 
 #: target size of one band buffer, bytes: fits the second-level cache with room to spare
 BAND_BYTES = 1_500_000
+
+#: the separable-GEMM path: output rows per band and output columns per horizontal tile
+#: (measured on 4096-wide RGB: 16 rows beat 8, 24 and 32; 8 columns beat 2, 4, 16 and 32)
+SG_ROWS = 16
+SG_TILE = 8
+
+
+def sub_rows(k_eff: int) -> int:
+    """Outputs per banded product in a vertical pass. OpenBLAS runs some thin shapes much
+    faster than others; measured on 4096-wide RGB for 2 to 32 outputs: 4 is best or near it
+    up to 16 taps, 16 beyond (4 is then two to three times slower)."""
+    return 4 if k_eff <= 16 else 16
 
 _local = threading.local()
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -59,6 +82,17 @@ def blas_is_single_threaded() -> bool:
     return any(os.environ.get(v) == "1" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"))
 
 
+def all_finite(x: np.ndarray, threads: int) -> bool:
+    """False when a float image holds NaN or infinity (one sum per thread finds out; a sum
+    that overflows on finite values only makes the planner careful)."""
+    if x.dtype.kind != "f":
+        return True
+    parts = np.array_split(x, max(1, min(threads, len(x))), axis=0)
+    sums: list[float] = []
+    _map(lambda part: sums.append(float(np.sum(part))), parts, threads)
+    return bool(np.isfinite(sum(sums)))
+
+
 def _map(fn, items, threads: int) -> None:  # noqa: ANN001
     if threads > 1 and len(items) > 1:
         for _ in _pool(threads).map(fn, items):
@@ -91,6 +125,9 @@ def run_plan(
 
     if plan.path == "fft":
         _run_fft(x, kernel, out, top, left, stride, (keh, kew), dilation, border, threads)
+        return
+    if plan.path == "separable-gemm":
+        _run_separable_gemm(x, plan, out, top, left, stride, dilation, border, threads)
         return
 
     row_bytes = cols_in * channels * dtype.itemsize
@@ -131,6 +168,34 @@ def run_plan(
                 vert[:, pad_idx] = dtype.type(border.cval * colsums[r])
             else:
                 vert[:, pad_idx] = vert[:, src_cols[pad_idx] + left]
+
+        # vertical passes with many taps run as one banded matrix product (BLAS); only when
+        # BLAS is single-threaded or the bands run on one thread (nested threads stall OpenBLAS)
+        by_gemm = [plan.finite and vertical_by_gemm(col, dh, sh) for col, _ in factors]
+        if any(by_gemm) and threads > 1 and not blas_is_single_threaded():
+            by_gemm = [False] * len(factors)
+        vert_mats: dict[int, list[np.ndarray | None]] = {}
+        if any(by_gemm):
+            for m in {u1 - u0 for u0, u1 in bands}:
+                vert_mats[m] = [banded_mats(col.astype(dtype), m, sub_rows(keh), sh, dh, dtype) if g else None
+                                for (col, _), g in zip(factors, by_gemm)]
+        contiguous = x.flags.c_contiguous and x.dtype == dtype
+
+        def verticals(m: int, rows2d: np.ndarray) -> list | None:
+            """Callables doing each component's vertical pass of a band as one product."""
+
+            def one(a: np.ndarray | None):  # noqa: ANN202
+                if a is None:
+                    return None
+
+                def run(dst: np.ndarray) -> None:  # dst: (m, cols, C), rows contiguous
+                    flat = dst.view()
+                    flat.shape = (m, -1)  # raises rather than copy: the product must land in dst
+                    banded_product(a, rows2d, flat, sh)
+
+                return run
+
+            return [one(a) for a in vert_mats[m]]
     else:
         k32 = kernel.astype(dtype)
         wt = max(1, min(wo, (BAND_BYTES // (kw * n * channels * dtype.itemsize) - kew) // sw + 1))
@@ -148,8 +213,18 @@ def run_plan(
                 return _separable_scratch(name, m, cols_in, channels, dst.shape, dtype)
 
             rows = x[row0 : row0 + rows_in, c_lo:c_hi]
+            vertical = None
+            if vert_mats:
+                if contiguous:
+                    rows2d = x[row0 : row0 + rows_in].reshape(rows_in, width * channels)
+                    rows2d = rows2d[:, c_lo * channels : c_hi * channels]
+                else:
+                    conv = _scratch("rows", (rows_in, c_hi - c_lo, channels), dtype)
+                    np.copyto(conv, rows, casting="unsafe")
+                    rows, rows2d = conv, conv.reshape(rows_in, -1)
+                vertical = verticals(m, rows2d)
             separable_band(rows, dst, components, stride, dilation, scratch_v,
-                           cols=slice(c_lo + left, c_hi + left), pad_columns=pad_columns)
+                           cols=slice(c_lo + left, c_hi + left), pad_columns=pad_columns, vertical=vertical)
             return
         buf = _scratch("band", (rows_in, cols_in, channels), dtype)
         fill_region(buf, x, u0 * sh - top, -left, border)
@@ -161,7 +236,8 @@ def run_plan(
             def scratch(name):  # noqa: ANN001, ANN202
                 return _separable_scratch(name, m, cols_in, channels, dst.shape, dtype)
 
-            separable_band(buf, dst, components, stride, dilation, scratch)
+            vertical = verticals(m, buf.reshape(rows_in, -1)) if vert_mats else None
+            separable_band(buf, dst, components, stride, dilation, scratch, vertical=vertical)
         else:
             a = _scratch_toeplitz(k32, m, rows_in, sh, dh)
             gemm_band(buf, dst, a, kw, stride, dilation, wt, lambda name, shape: _scratch(name, shape, dtype))
@@ -212,3 +288,81 @@ def _run_fft(x, kernel, out, top, left, stride, k_eff, dilation, border, threads
         fft_tile(buf, out[u0:u1, v0:v1], spectrum, fft_shape, k_eff, stride)
 
     _map(work, tiles, threads)
+
+
+def _bands(ho: int, n: int, threads: int) -> list[tuple[int, int]]:
+    n = max(1, min(n, ho, -(-ho // (2 * threads)) if threads > 1 else ho))
+    return [(u0, min(u0 + n, ho)) for u0 in range(0, ho, n)]
+
+
+def _run_separable_gemm(x, plan, out, top, left, stride, dilation, border, threads) -> None:  # noqa: ANN001
+    """Rank-1 components as banded matrix products (see ``separable_gemm_band``)."""
+    dtype = out.dtype
+    ho, wo, channels = out.shape
+    height, width = x.shape[:2]
+    sh, sw = stride
+    dh, dw = dilation
+    factors = plan.kernel.factors
+    cols = [col.astype(dtype) for col, _ in factors]
+    rows = [row.astype(dtype) for _, row in factors]
+    keh, kew = dh * (len(cols[0]) - 1) + 1, dw * (len(rows[0]) - 1) + 1
+    cols_in = (wo - 1) * sw + kew
+    if not blas_is_single_threaded():
+        threads = 1  # BLAS runs its own threads; two levels of threads stall OpenBLAS
+    tile = max(1, min(SG_TILE if kew <= 16 else 4 * SG_TILE, wo))
+    tiles = -(-wo // tile)
+    win = (tile - 1) * sw + kew
+    vt_rows = max(cols_in, (tiles - 1) * tile * sw + win)
+    horiz = [banded(r, tile, win, sw, dw, dtype) for r in rows]
+    vert: dict[int, list[np.ndarray]] = {}
+    bands = _bands(ho, SG_ROWS, threads)
+    for m in {u1 - u0 for u0, u1 in bands}:
+        vert[m] = [banded_mats(c, m, sub_rows(keh), sh, dh, dtype) for c in cols]
+    colsums = [dtype.type(float(c.sum()) * border.cval) for c in cols]
+
+    # the columns of the band's range [-left, cols_in - left) that are inside the image, and
+    # where each padded column reads from
+    c_lo, c_hi = max(-left, 0), min(cols_in - left, width)
+    virtual = np.arange(-left, cols_in - left)
+    src_cols = map_index(virtual, width, border.mode)
+    pad_idx = np.flatnonzero((virtual < 0) | (virtual >= width))
+    reads_inside = border.mode == "constant" or bool(np.all((src_cols >= c_lo) & (src_cols < c_hi)))
+    contiguous = x.flags.c_contiguous and x.dtype == dtype
+
+    def pad_rows(vt: np.ndarray, r: int) -> None:
+        if pad_idx.size:
+            if border.mode == "constant":
+                vt[pad_idx] = colsums[r]
+            else:
+                vt[pad_idx] = vt[src_cols[pad_idx] + left]
+
+    def no_pad(vt: np.ndarray, r: int) -> None:
+        pass
+
+    def scratch(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        return _scratch(name, shape, dtype)
+
+    def work(band: tuple[int, int]) -> None:
+        u0, u1 = band
+        m = u1 - u0
+        rows_in = (m - 1) * sh + keh
+        row0 = u0 * sh - top
+        vt = _scratch("sg_vt", (vt_rows, channels * m), dtype)
+        if vt_rows > cols_in:
+            vt[cols_in:] = 0  # read by the last tile; never garbage (0 x NaN would leak)
+        if reads_inside and row0 >= 0 and row0 + rows_in <= height:
+            if contiguous:
+                src = x[row0 : row0 + rows_in].reshape(rows_in, width * channels)
+                src = src[:, c_lo * channels : c_hi * channels]
+            else:  # convert (or gather) just the band's rows
+                buf = _scratch("sg_in", (rows_in, c_hi - c_lo, channels), dtype)
+                np.copyto(buf, x[row0 : row0 + rows_in, c_lo:c_hi], casting="unsafe")
+                src = buf.reshape(rows_in, -1)
+            target, fill = slice(c_lo + left, c_hi + left), pad_rows
+        else:
+            buf = _scratch("band", (rows_in, cols_in, channels), dtype)
+            fill_region(buf, x, row0, -left, border)
+            src, target, fill = buf.reshape(rows_in, -1), slice(0, cols_in), no_pad
+        separable_gemm_band(src, vt, out[u0:u1], vert[m], horiz, target, fill, tile, stride, scratch)
+
+    _map(work, bands, threads)
