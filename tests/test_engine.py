@@ -506,3 +506,18 @@ def test_nan_stays_inside_its_window_under_auto(rng, name):
         assert 0 < np.isnan(out).sum() <= 2 * kernel.size  # the NaN's window and the inf's
         finite = np.isfinite(direct)
         assert_close(out[finite], direct[finite])
+
+
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (4, np.float64), (1, np.float32)])
+@pytest.mark.parametrize("stride,dilation", [((2, 2), (1, 1)), ((1, 3), (1, 2)), ((3, 2), (2, 1))])
+def test_gemm_path_with_strides_on_colour_images(rng, channels, dtype, stride, dilation):
+    # strided columns go through the polyphase regrouping (whole pixels copied at once)
+    from convcli.engine import plan_geometry
+
+    image = (rng.random((40, 57, channels)) * 200).astype(dtype)
+    kernel = rng.standard_normal((5, 7))
+    ours = correlate(image, kernel, stride=stride, dilation=dilation, border="reflect101", engine="gemm", threads=2)
+    pads = plan_geometry(image.shape, kernel.shape, stride=stride, dilation=dilation, padding="same").padding
+    expected = np.stack([reference(image[..., c].astype(float), kernel, stride, dilation, pads, "reflect101")
+                         for c in range(channels)], axis=-1)
+    assert_close(ours, expected)

@@ -192,26 +192,65 @@ def toeplitz(kernel: np.ndarray, n: int, rows_in: int, sh: int, dh: int, dtype) 
     return a.reshape(kw * n, rows_in)
 
 
-def gemm_band(buf, out, a, kw, stride, dilation, col_tile, scratch) -> None:  # noqa: ANN001
-    """Vertical sums for all kernel columns by one GEMM against a Toeplitz matrix, then
-    ``kw`` shifted adds; the width is processed in tiles of ``col_tile`` outputs."""
+def gemm_band(buf, out, mats, kw, stride, dilation, col_tile, scratch) -> None:  # noqa: ANN001
+    """Vertical sums for all kernel columns by banded matrix products, then ``kw`` shifted
+    adds; the width is processed in tiles of ``col_tile`` outputs.
+
+    ``mats`` is ``(q, a_q, a_rem)``: the band's output rows go ``q`` at a time through
+    ``a_q = toeplitz(kernel, q, ...)`` (one batched call over the sub-bands; a thin matrix
+    wastes few multiplications on its zeros), the ``n % q`` left over through ``a_rem``.
+    """
     n, wo, c = out.shape
     rows_in, cols_in = buf.shape[:2]
     sh, sw = stride
     dh, dw = dilation
+    q, a_q, a_rem = mats
+    nb = n // q
     b2 = buf.reshape(rows_in, cols_in * c)
     for x0 in range(0, wo, col_tile):
         wt = min(col_tile, wo - x0)
         c0 = x0 * sw
         span = (wt - 1) * sw + (kw - 1) * dw + 1
-        v = scratch("gemm_v", (kw * n, span * c))
-        np.matmul(a, b2[:, c0 * c : (c0 + span) * c], out=v)
-        v4 = v.reshape(kw, n, span, c)
-        acc = out[:, x0 : x0 + wt]
         cs = (wt - 1) * sw + 1
-        np.copyto(acc, v4[0, :, 0:cs:sw])
-        for j in range(1, kw):
-            np.add(acc, v4[j, :, j * dw : j * dw + cs : sw], out=acc)
+        src = b2[:, c0 * c : (c0 + span) * c]
+        width = span  # columns of src as the products see them
+        if sw > 1:
+            # polyphase: columns regrouped by position modulo the stride, so that the samples
+            # each kernel column needs sit side by side (long inner loops in the adds below)
+            width = sw * -(-span // sw)
+            phased = scratch("gemm_p", (rows_in, sw, width // sw, c))
+            src3 = buf[:, c0 : c0 + span]
+            # copied as whole pixels (one C-byte item each): numpy's loops over 3 floats are slow
+            pixel = np.dtype((np.void, c * buf.itemsize))
+            whole, parts = phased.view(pixel)[..., 0], src3.view(pixel)[..., 0]
+            for ph in range(sw):
+                count = len(range(ph, span, sw))
+                np.copyto(whole[:, ph, :count], parts[:, ph::sw])
+                phased[:, ph, count:] = 0
+            src = phased.reshape(rows_in, width * c)
+        pieces = []
+        if nb:
+            rs, es = src.strides
+            view = np.lib.stride_tricks.as_strided(
+                src, (nb, a_q.shape[1], width * c), (q * sh * rs, rs, es), writeable=False
+            )
+            v = scratch("gemm_v", (nb, kw * q, width * c))
+            np.matmul(a_q, view, out=v)
+            pieces.append((v.reshape(nb, kw, q, sw, width // sw, c), out[: nb * q, x0 : x0 + wt].reshape(nb, q, wt, c)))
+        if a_rem is not None:
+            rem = n - nb * q
+            r0 = nb * q * sh
+            v = scratch("gemm_r", (kw * rem, width * c))
+            np.matmul(a_rem, src[r0 : r0 + a_rem.shape[1]], out=v)
+            pieces.append((v.reshape(1, kw, rem, sw, width // sw, c), out[nb * q :, x0 : x0 + wt].reshape(1, rem, wt, c)))
+        for v6, acc in pieces:
+            for j in range(kw):
+                ph, o = divmod(j * dw, sw)[::-1]  # column j * dw + x * sw is phase ph, index o + x
+                part = v6[:, j, :, ph, o : o + wt]
+                if j == 0:
+                    np.copyto(acc, part)
+                else:
+                    np.add(acc, part, out=acc)
 
 
 def fft_tile(buf, out, spectrum, fft_shape, k_eff, stride, workers: int = 1) -> None:  # noqa: ANN001

@@ -199,6 +199,15 @@ def run_plan(
     else:
         k32 = kernel.astype(dtype)
         wt = max(1, min(wo, (BAND_BYTES // (kw * n * channels * dtype.itemsize) - kew) // sw + 1))
+        gemm_mats = {}
+        for m in {u1 - u0 for u0, u1 in bands}:
+            q = min(sub_rows(keh), m)
+            rem = m % q
+            gemm_mats[m] = (
+                q,
+                toeplitz(k32, q, (q - 1) * sh + keh, sh, dh, dtype),
+                toeplitz(k32, rem, (rem - 1) * sh + keh, sh, dh, dtype) if rem else None,
+            )
 
     def work(band: tuple[int, int]) -> None:
         u0, u1 = band
@@ -239,8 +248,7 @@ def run_plan(
             vertical = verticals(m, buf.reshape(rows_in, -1)) if vert_mats else None
             separable_band(buf, dst, components, stride, dilation, scratch, vertical=vertical)
         else:
-            a = _scratch_toeplitz(k32, m, rows_in, sh, dh)
-            gemm_band(buf, dst, a, kw, stride, dilation, wt, lambda name, shape: _scratch(name, shape, dtype))
+            gemm_band(buf, dst, gemm_mats[m], kw, stride, dilation, wt, lambda name, shape: _scratch(name, shape, dtype))
 
     _map(work, bands, threads)
 
@@ -250,16 +258,6 @@ def _separable_scratch(name, m, cols_in, channels, out_shape, dtype):  # noqa: A
         return _scratch(name[0], name[1], dtype)
     shape = (m, cols_in, channels) if name in ("vert", "tmpv") else out_shape
     return _scratch(name, shape, dtype)
-
-
-def _scratch_toeplitz(kernel: np.ndarray, n: int, rows_in: int, sh: int, dh: int) -> np.ndarray:
-    cache = getattr(_local, "toeplitz", None)
-    key = (id(kernel), n, rows_in, sh, dh)
-    if cache is None or cache[0] != key:
-        a = toeplitz(kernel, n, rows_in, sh, dh, kernel.dtype)
-        _local.toeplitz = (key, a, kernel)  # keep the kernel alive so its id stays unique
-        return a
-    return cache[1]
 
 
 def _run_fft(x, kernel, out, top, left, stride, k_eff, dilation, border, threads) -> None:  # noqa: ANN001
