@@ -274,11 +274,7 @@ def fft_tile(buf, out, spectrum, fft_shape, k_eff, stride, workers: int = 1) -> 
 
 def banded(taps: np.ndarray, n: int, length: int, step: int, dilation: int, dtype) -> np.ndarray:  # noqa: ANN001
     """``T[y, y*step + i*dilation] = taps[i]``: (n, length), one 1-D pass of n outputs as a product."""
-    t = np.zeros((n, length), dtype)
-    ys = np.arange(n)
-    for i, w in enumerate(taps):
-        t[ys, ys * step + i * dilation] = w
-    return t
+    return toeplitz(np.asarray(taps)[:, np.newaxis], n, length, step, dilation, dtype)
 
 
 def separable_gemm_band(src, vt, out, vert_mats, horiz_mats, target, pad_rows, tile, steps, scratch) -> None:  # noqa: ANN001

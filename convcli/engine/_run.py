@@ -138,8 +138,7 @@ def run_plan(
     else:
         # at least as many output rows as the kernel is tall, so the halo never dominates
         n = max(8, keh, (BAND_BYTES // row_bytes - keh) // sh + 1)
-    n = max(1, min(n, ho, -(-ho // (2 * threads)) if threads > 1 else ho))
-    bands = [(u0, min(u0 + n, ho)) for u0 in range(0, ho, n)]
+    bands = _bands(ho, n, threads)
 
     if plan.path == "direct":
         groups = group_taps([((i, j), w) for (i, j), w in np.ndenumerate(kernel)])
@@ -289,6 +288,7 @@ def _run_fft(x, kernel, out, top, left, stride, k_eff, dilation, border, threads
 
 
 def _bands(ho: int, n: int, threads: int) -> list[tuple[int, int]]:
+    """Row ranges of ``n`` outputs (fewer when needed to give every thread two bands)."""
     n = max(1, min(n, ho, -(-ho // (2 * threads)) if threads > 1 else ho))
     return [(u0, min(u0 + n, ho)) for u0 in range(0, ho, n)]
 
