@@ -151,14 +151,7 @@ def run_plan(
         ]
         colsums = [float(col.astype(dtype).sum()) for col, _ in factors]
         height, width = x.shape[:2]
-        # columns of the band's virtual range [-left, cols_in - left) that are real, and
-        # where each padded column reads from (None when a source column is not in range)
-        c_lo, c_hi = max(-left, 0), min(cols_in - left, width)
-        src_cols = map_index(np.arange(-left, cols_in - left), width, border.mode)
-        inner_ok = border.mode == "constant" or bool(
-            np.all((src_cols >= c_lo) & (src_cols < c_hi))
-        )
-        pad_idx = np.flatnonzero((np.arange(-left, cols_in - left) < 0) | (np.arange(-left, cols_in - left) >= width))
+        c_lo, c_hi, src_cols, pad_idx, inner_ok = _columns(cols_in, left, width, border)
 
         def pad_columns(vert: np.ndarray, r: int) -> None:
             if pad_idx.size == 0:
@@ -168,7 +161,7 @@ def run_plan(
             else:
                 vert[:, pad_idx] = vert[:, src_cols[pad_idx] + left]
 
-        # vertical passes with many taps run as one banded matrix product (BLAS); only when
+        # vertical passes with many taps run as banded matrix products (BLAS); only when
         # BLAS is single-threaded or the bands run on one thread (nested threads stall OpenBLAS)
         by_gemm = [plan.finite and vertical_by_gemm(col, dh, sh) for col, _ in factors]
         if any(by_gemm) and threads > 1 and not blas_is_single_threaded():
@@ -178,7 +171,6 @@ def run_plan(
             for m in {u1 - u0 for u0, u1 in bands}:
                 vert_mats[m] = [banded_mats(col.astype(dtype), m, sub_rows(keh), sh, dh, dtype) if g else None
                                 for (col, _), g in zip(factors, by_gemm)]
-        contiguous = x.flags.c_contiguous and x.dtype == dtype
 
         def verticals(m: int, rows2d: np.ndarray) -> list | None:
             """Callables doing each component's vertical pass of a band as one product."""
@@ -223,13 +215,7 @@ def run_plan(
             rows = x[row0 : row0 + rows_in, c_lo:c_hi]
             vertical = None
             if vert_mats:
-                if contiguous:
-                    rows2d = x[row0 : row0 + rows_in].reshape(rows_in, width * channels)
-                    rows2d = rows2d[:, c_lo * channels : c_hi * channels]
-                else:
-                    conv = _scratch("rows", (rows_in, c_hi - c_lo, channels), dtype)
-                    np.copyto(conv, rows, casting="unsafe")
-                    rows, rows2d = conv, conv.reshape(rows_in, -1)
+                rows, rows2d = _band_rows(x, row0, rows_in, c_lo, c_hi, dtype)
                 vertical = verticals(m, rows2d)
             separable_band(rows, dst, components, stride, dilation, scratch_v,
                            cols=slice(c_lo + left, c_hi + left), pad_columns=pad_columns, vertical=vertical)
@@ -287,6 +273,32 @@ def _run_fft(x, kernel, out, top, left, stride, k_eff, dilation, border, threads
     _map(work, tiles, threads)
 
 
+def _columns(cols_in: int, left: int, width: int, border: Border):  # noqa: ANN202
+    """For a band's column range [-left, cols_in - left): the image columns it covers
+    (c_lo, c_hi), where every column reads from, the padded columns, and whether those all
+    read from inside [c_lo, c_hi) (then the band can read the image itself and fill its
+    padded columns after the vertical pass)."""
+    c_lo, c_hi = max(-left, 0), min(cols_in - left, width)
+    virtual = np.arange(-left, cols_in - left)
+    src_cols = map_index(virtual, width, border.mode)
+    pad_idx = np.flatnonzero((virtual < 0) | (virtual >= width))
+    inside = border.mode == "constant" or bool(np.all((src_cols >= c_lo) & (src_cols < c_hi)))
+    return c_lo, c_hi, src_cols, pad_idx, inside
+
+
+def _band_rows(x: np.ndarray, row0: int, rows_in: int, c_lo: int, c_hi: int, dtype: np.dtype):  # noqa: ANN202
+    """Rows ``row0 ..`` and columns ``c_lo:c_hi`` of the image as (rows, cols, C) and as the
+    2-D (rows, cols*C) a matrix product takes: a view when the image is contiguous in the
+    working dtype, else converted into a per-thread buffer."""
+    channels = x.shape[2]
+    if x.flags.c_contiguous and x.dtype == dtype:
+        flat = x[row0 : row0 + rows_in].reshape(rows_in, x.shape[1] * channels)
+        return x[row0 : row0 + rows_in, c_lo:c_hi], flat[:, c_lo * channels : c_hi * channels]
+    conv = _scratch("rows", (rows_in, c_hi - c_lo, channels), dtype)
+    np.copyto(conv, x[row0 : row0 + rows_in, c_lo:c_hi], casting="unsafe")
+    return conv, conv.reshape(rows_in, -1)
+
+
 def _bands(ho: int, n: int, threads: int) -> list[tuple[int, int]]:
     """Row ranges of ``n`` outputs (fewer when needed to give every thread two bands)."""
     n = max(1, min(n, ho, -(-ho // (2 * threads)) if threads > 1 else ho))
@@ -318,14 +330,7 @@ def _run_separable_gemm(x, plan, out, top, left, stride, dilation, border, threa
         vert[m] = [banded_mats(c, m, sub_rows(keh), sh, dh, dtype) for c in cols]
     colsums = [dtype.type(float(c.sum()) * border.cval) for c in cols]
 
-    # the columns of the band's range [-left, cols_in - left) that are inside the image, and
-    # where each padded column reads from
-    c_lo, c_hi = max(-left, 0), min(cols_in - left, width)
-    virtual = np.arange(-left, cols_in - left)
-    src_cols = map_index(virtual, width, border.mode)
-    pad_idx = np.flatnonzero((virtual < 0) | (virtual >= width))
-    reads_inside = border.mode == "constant" or bool(np.all((src_cols >= c_lo) & (src_cols < c_hi)))
-    contiguous = x.flags.c_contiguous and x.dtype == dtype
+    c_lo, c_hi, src_cols, pad_idx, reads_inside = _columns(cols_in, left, width, border)
 
     def pad_rows(vt: np.ndarray, r: int) -> None:
         if pad_idx.size:
@@ -349,13 +354,7 @@ def _run_separable_gemm(x, plan, out, top, left, stride, dilation, border, threa
         if vt_rows > cols_in:
             vt[cols_in:] = 0  # read by the last tile; never garbage (0 x NaN would leak)
         if reads_inside and row0 >= 0 and row0 + rows_in <= height:
-            if contiguous:
-                src = x[row0 : row0 + rows_in].reshape(rows_in, width * channels)
-                src = src[:, c_lo * channels : c_hi * channels]
-            else:  # convert (or gather) just the band's rows
-                buf = _scratch("sg_in", (rows_in, c_hi - c_lo, channels), dtype)
-                np.copyto(buf, x[row0 : row0 + rows_in, c_lo:c_hi], casting="unsafe")
-                src = buf.reshape(rows_in, -1)
+            src = _band_rows(x, row0, rows_in, c_lo, c_hi, dtype)[1]
             target, fill = slice(c_lo + left, c_hi + left), pad_rows
         else:
             buf = _scratch("band", (rows_in, cols_in, channels), dtype)
