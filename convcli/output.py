@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._parallel import parallel_map, row_chunks
 from .errors import ParameterError
 
-__all__ = ["MAP_NAMES", "MappedValues", "map_values", "auto_map"]
+__all__ = ["MAP_NAMES", "MappedValues", "map_values", "auto_map", "channel_stats"]
 
 MAP_NAMES = ("clip", "abs", "offset", "rescale", "raw")
 
@@ -64,13 +65,13 @@ def map_values(
     how: str,
     dtype: np.dtype | type = np.uint8,
     *,
-    overwrite: bool = False,
     per_channel: bool = True,
+    threads: int | None = None,
 ) -> MappedValues:
     """Map float ``values`` to ``dtype`` (uint8 or uint16) with the map ``how``.
 
-    ``overwrite=True`` lets the map work in ``values``' own memory (the caller's array is
-    then garbage), which saves a copy of the whole image.
+    The work runs in row chunks of about a megabyte on ``threads`` threads (default: the
+    usable cores); ``values`` is never modified.
 
     >>> m = map_values(np.array([-20.0, 10.4, 300.0]), "clip")
     >>> m.data, m.clipped
@@ -91,27 +92,67 @@ def map_values(
     hi = float(np.iinfo(dtype).max)
     if how == "rescale":
         return MappedValues(_rescale(x, hi, per_channel).astype(dtype), how, 0, x.size)
-    if x.dtype.kind != "f":
-        x = x.astype(np.float64)
-        overwrite = True
-    y = x if overwrite else np.empty_like(x)
-    if how == "abs":
-        np.abs(x, out=y)
-    elif how == "offset":
-        np.add(x, x.dtype.type((hi + 1) / 2), out=y)
-    elif y is not x:
-        np.copyto(y, x)
-    np.rint(y, out=y)
-    # count what falls outside 0..hi; the full counts only when the extremes say there is any
-    low, top = (float(y.min()), float(y.max())) if y.size else (0.0, 0.0)
-    clipped = 0
-    if low < 0:
-        clipped += int(np.count_nonzero(y < 0))
-    if top > hi:
-        clipped += int(np.count_nonzero(y > hi))
-    if clipped:
-        np.clip(y, 0, hi, out=y)
-    return MappedValues(y.astype(dtype), how, clipped, x.size)
+    if x.ndim == 0:
+        x = x.reshape(1)
+    out = np.empty(x.shape, dtype)
+    work = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    shift = work.type((hi + 1) / 2)
+
+    def one(rows: slice) -> int:
+        part = x[rows]
+        if how == "abs":
+            y = np.abs(part, dtype=work)
+        elif how == "offset":
+            y = np.add(part, shift, dtype=work)
+        else:
+            y = part.astype(work)  # a copy: the caller's values stay as they were
+        np.rint(y, out=y)
+        # count what falls outside 0..hi; the full counts only when the extremes say there is any
+        clipped = 0
+        if y.size and float(y.min()) < 0:
+            clipped += int(np.count_nonzero(y < 0))
+        if y.size and float(y.max()) > hi:
+            clipped += int(np.count_nonzero(y > hi))
+        if clipped:
+            np.clip(y, 0, hi, out=y)
+        out[rows] = y
+        return clipped
+
+    per_row = x.size // max(len(x), 1)
+    clipped = sum(parallel_map(one, row_chunks(len(x), per_row), threads))
+    return MappedValues(out.reshape(np.shape(values)), how, clipped, x.size)
+
+
+def channel_stats(values: np.ndarray, threads: int | None = None) -> list[tuple[float, float, float]]:
+    """``(min, max, mean)`` of each channel (the third axis; the whole array when it has
+    fewer than three axes), in one pass of row chunks on ``threads`` threads. NaN anywhere
+    in a channel makes all three NaN.
+
+    >>> channel_stats(np.array([[[1.0, -2.0], [3.0, 4.0]]]))
+    [(1.0, 3.0, 2.0), (-2.0, 4.0, 1.0)]
+    """
+    x = np.asarray(values)
+    if x.ndim < 3:
+        x = x.reshape(*x.shape, *[1] * (3 - x.ndim))
+    channels = x.shape[2]
+    count = x.size // channels if channels else 0
+
+    def one(rows: slice) -> list[tuple[float, float, float]]:
+        part = x[rows]
+        return [
+            (float(p.min()), float(p.max()), float(p.sum(dtype=np.float64)))
+            for p in (part[:, :, c] for c in range(channels))
+        ]
+
+    if count == 0:
+        nan = float("nan")
+        return [(nan, nan, nan)] * channels
+    parts = parallel_map(one, row_chunks(len(x), x.size // len(x)), threads)
+    stats = []
+    for c in range(channels):
+        lows, highs, sums = zip(*(part[c] for part in parts))
+        stats.append((float(np.min(lows)), float(np.max(highs)), sum(sums) / count))
+    return stats
 
 
 def _rescale(x: np.ndarray, hi: float, per_channel: bool = True) -> np.ndarray:

@@ -52,7 +52,7 @@ from .images import (
     format_name, read_frames, read_input, select_channels, to_gray, write_npy, write_npz,
 )
 from .kernels import Kernel
-from .output import MAP_NAMES, auto_map, map_values
+from .output import MAP_NAMES, auto_map, channel_stats, map_values
 from .report import FileResult, KernelRun
 
 __all__ = ["FilterSpec", "OutputPlan", "plan_outputs", "process_file", "run", "combine_kernels", "ALPHA_POLICIES"]
@@ -91,6 +91,8 @@ class FilterSpec:
     format: str | None = None
     #: JPEG/WebP quality 1-100 (None: 95)
     quality: int | None = None
+    #: PNG zlib level 0-9 (None: zlib's fast run-length mode)
+    compress_level: int | None = None
     #: --map rescale over all channels together instead of per channel
     rescale_global: bool = False
 
@@ -101,6 +103,8 @@ class FilterSpec:
             raise ParameterError(f"frames: {self.frames!r} is not first or all")
         if self.quality is not None and not 1 <= self.quality <= 100:
             raise ParameterError(f"quality: {self.quality} is not between 1 and 100")
+        if self.compress_level is not None and not 0 <= self.compress_level <= 9:
+            raise ParameterError(f"compress-level: {self.compress_level} is not between 0 and 9")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ParameterError("max-pixels must be at least 1")
         if self.format is not None:
@@ -381,18 +385,12 @@ def _to_depth(plane: np.ndarray, src_bits: int | None, dtype: np.dtype) -> np.nd
     return np.clip(np.rint(x), 0, hi).astype(dtype)
 
 
-def _channel_stats(values: np.ndarray, names: list[str]) -> tuple[dict, ...]:
+def _channel_stats(values: np.ndarray, names: list[str], threads: int | None) -> tuple[dict, ...]:
     """min, max and mean of the float map per channel (the third axis), named."""
-    if values.ndim < 3:
-        planes = [values]
-    else:
-        planes = [values[:, :, c] for c in range(values.shape[2])]
-    if len(names) != len(planes):
-        names = [str(i) for i in range(len(planes))]
-    return tuple(
-        {"channel": n, "min": float(p.min()), "max": float(p.max()), "mean": float(p.mean())}
-        for n, p in zip(names, planes)
-    )
+    stats = channel_stats(values, threads)
+    if len(names) != len(stats):
+        names = [str(i) for i in range(len(stats))]
+    return tuple({"channel": n, "min": lo, "max": hi, "mean": mean} for n, (lo, hi, mean) in zip(names, stats))
 
 
 def apply_kernel(
@@ -415,6 +413,8 @@ def apply_kernel(
     else:
         fmt, forced = output_format(output, spec.format)
     notes: list[str] = []
+    if spec.compress_level is not None and fmt != "PNG":
+        notes.append(f"--compress-level ignored: it sets PNG compression, and this output is {fmt}")
     _check_memory(image, kernel, spec)
     t0 = time.perf_counter()
     options = {
@@ -499,13 +499,15 @@ def apply_kernel(
         src.shape, kernel.shape, stride=spec.stride, padding=spec.padding, dilation=spec.dilation
     )
     t1 = time.perf_counter()
-    stats = (float(values.min()), float(values.max()), float(values.mean()))
+    by_channel = _channel_stats(values, filtered_names, spec.threads)
+    # every channel holds as many values: the overall mean is the mean of theirs
+    stats = tuple(float(f(np.array([c[key] for c in by_channel])))
+                  for f, key in ((np.min, "min"), (np.max, "max"), (np.mean, "mean")))
     if not all(np.isfinite(stats)):
         raise ShapeError(
             f"kernel {kernel.name!r}: the result overflows {values.dtype} (values beyond "
             f"{np.finfo(values.dtype).max:.3g}); scale the kernel down"
         )
-    channel_stats = _channel_stats(values, filtered_names)
     bits = _output_bits(image, fmt, forced)
     float_out = bits is None or spec.map == "raw"
     if float_out:
@@ -552,8 +554,7 @@ def apply_kernel(
             if colour.shape[-1] == 1:
                 colour = colour[..., 0]
             mapped_alpha = map_values(values[..., -1], "clip", dtype).data
-        mapped = map_values(colour, how, dtype, overwrite=policy != "premultiply",
-                            per_channel=not spec.rescale_global)
+        mapped = map_values(colour, how, dtype, per_channel=not spec.rescale_global, threads=spec.threads)
         clipped = mapped.clipped
         if clipped > 0.01 * colour.size:
             notes.append(
@@ -585,7 +586,8 @@ def apply_kernel(
             else:
                 alpha = mapped_alpha
         out_shape = pixels.shape if alpha is None else (*pixels.shape[:2], (pixels.shape[2] if pixels.ndim == 3 else 1) + 1)
-        encoded = encode_image(pixels, alpha, fmt, quality=spec.quality, threads=spec.threads)  # before the temporary file exists
+        encoded = encode_image(pixels, alpha, fmt, quality=spec.quality, compress_level=spec.compress_level,
+                               threads=spec.threads)  # before the temporary file exists
     if fmt == "NPZ":
         if npz is not None:
             key = kernel.name if image.frame is None else f"{kernel.name}.frame{image.frame}"
@@ -626,7 +628,7 @@ def apply_kernel(
         mean=stats[2],
         notes=tuple(notes),
         seconds={"filter": t1 - t0, "write": t2 - t1},
-        channels=channel_stats,
+        channels=by_channel,
         alpha=policy,
         frame=image.frame,
         output_format=fmt,

@@ -9,10 +9,9 @@ bits per sample (gray, gray+alpha, RGB, RGBA; interlaced or not), so that
   row: None, Sub, Up, Average and Paeth are undone), ``tRNS`` (a single
   transparent colour becomes an alpha channel), ``eXIf`` (the orientation is
   returned), ``IEND``; chunk CRCs are checked;
-* writing: one ``IDAT`` whose rows use the Paeth filter (as small as Pillow's
-  adaptive choice on photos and feature maps; Sub for 16-bit colour and gray+alpha,
-  which this module's own reader decodes fast), samples big-endian, as the PNG
-  specification requires. Filtering and compression run in row blocks on
+* writing: one ``IDAT`` whose rows use the Paeth or the Up filter, chosen per block of
+  rows (Sub for 16-bit colour and gray+alpha, which this module's own reader decodes
+  fast), samples big-endian, as the PNG specification requires. Filtering and compression run in row blocks on
   ``threads`` threads (NumPy and zlib release the GIL): each block is deflated on
   its own and ended with a sync flush, and the blocks joined make one valid zlib
   stream, as pigz does. The file is the same whatever the number of threads.
@@ -310,18 +309,73 @@ def _paeth(rows: np.ndarray, prev: np.ndarray | None, bpp: int) -> np.ndarray:
     return pred.astype(np.uint8)  # modulo 256, as the filter is defined
 
 
-def write_png(data: np.ndarray, *, level: int = 3, strategy: int = zlib.Z_RLE, threads: int = 1) -> bytes:
+#: rows per Paeth sub-block: its int16 temporaries stay in the second-level cache
+#: (measured: 8 rows run 1.8x faster than a whole 4 MB block at once)
+PAETH_ROWS = 8
+
+#: Paeth costs about 40 times the work of Up; a block uses it only when, on a sample of
+#: its rows, Paeth's residuals are this much smaller than Up's (measured on photos, blurs
+#: and edge maps: above this ratio the file shrinks by 3% or less; below it, by up to 25%)
+PAETH_GAIN = 0.8
+
+
+def _paeth_into(rows: np.ndarray, prev: np.ndarray | None, bpp: int, out: np.ndarray) -> None:
+    """Paeth-filter ``rows`` into ``out`` a few rows at a time."""
+    for i in range(0, rows.shape[0], PAETH_ROWS):
+        out[i : i + PAETH_ROWS] = _paeth(rows[i : i + PAETH_ROWS], rows[i - 1] if i else prev, bpp)
+
+
+def _up(rows: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    """Up-filtered bytes: each byte minus the one above it (modulo 256)."""
+    out = np.empty_like(rows)
+    if prev is None:
+        out[0] = rows[0]
+    else:
+        np.subtract(rows[0], prev, out=out[0])
+    np.subtract(rows[1:], rows[:-1], out=out[1:])
+    return out
+
+
+def _residual(filtered: np.ndarray) -> int:
+    """libpng's heuristic for how well filtered bytes compress: the sum of their absolute
+    values read as signed bytes."""
+    return int(np.abs(filtered.view(np.int8).astype(np.int16)).sum())
+
+
+def _pick_filter(rows: np.ndarray, prev: np.ndarray | None, bpp: int) -> int:
+    """4 (Paeth) or 2 (Up) for a block of rows, judged on a few rows from its middle."""
+    mid = rows.shape[0] // 2
+    sample = rows[mid : mid + PAETH_ROWS]
+    above = rows[mid - 1] if mid else prev
+    paeth, up = _residual(_paeth(sample, above, bpp)), _residual(_up(sample, above))
+    return 4 if paeth < PAETH_GAIN * up else 2
+
+
+def _zlib_header(level: int | None) -> bytes:
+    """The two-byte zlib header: deflate, 32 KiB window, the level class (RFC 1950)."""
+    flevel = 1 if level is None else 0 if level <= 1 else 1 if level <= 5 else 2 if level == 6 else 3
+    flg = flevel << 6
+    flg += 31 - ((0x78 << 8) + flg) % 31
+    return bytes([0x78, flg])
+
+
+def write_png(data: np.ndarray, *, level: int | None = None, threads: int = 1) -> bytes:
     """Encode ``(H, W)`` or ``(H, W, C)`` samples, C in 1..4, uint8 or uint16, as a PNG.
 
-    1, 2, 3 or 4 channels are gray, gray+alpha, RGB and RGBA. Every row uses the
-    Paeth filter (Sub for 16-bit with more than one channel); ``level`` and ``strategy`` are zlib's (run-length encoding by
-    default: fast, and on filtered photos and feature maps as small as the default).
+    1, 2, 3 or 4 channels are gray, gray+alpha, RGB and RGBA. Each block of rows uses the
+    Paeth filter where a sample of it says Paeth pays (smooth photos, blurs), else Up
+    (edge maps, noise: as small, forty times less work); 16-bit colour and gray+alpha use
+    Sub, which this module's reader decodes fast. ``level`` is zlib's, 0 (stored) to 9;
+    the default, None, is zlib's run-length strategy: about level 1's speed, and on
+    filtered photos and feature maps about level 6's size.
 
     >>> img = np.arange(12, dtype=np.uint16).reshape(2, 2, 3) * 5000
     >>> back = read_png(write_png(img))
     >>> back.mode, back.bits, bool(np.array_equal(back.data, img))
     ('RGB', 16, True)
     """
+    if level is not None and not 0 <= level <= 9:
+        raise ValueError(f"zlib level {level} is not between 0 and 9")
     arr = np.asarray(data)
     if arr.dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
         raise ValueError(f"PNG holds uint8 or uint16 samples, not {arr.dtype}")
@@ -337,38 +391,42 @@ def write_png(data: np.ndarray, *, level: int = 3, strategy: int = zlib.Z_RLE, t
     line = 1 + rows.shape[1]
     per_block = max(1, DEFLATE_BLOCK // line)
     starts = list(range(0, height, per_block))
-
     # 16-bit colour and gray+alpha are read back by this module, whose Paeth decoder is a
     # Python loop over pixels; Sub (a running sum) decodes fast and costs a little size
-    kind = 1 if depth == 16 and channels > 1 else 4
+    sub_only = depth == 16 and channels > 1
+    strategy = zlib.Z_RLE if level is None else zlib.Z_DEFAULT_STRATEGY
 
     def block(i: int) -> tuple[bytes, int, int]:
         r0 = starts[i]
         r1 = min(r0 + per_block, height)
+        here, prev = rows[r0:r1], rows[r0 - 1] if r0 else None
         lines = np.empty((r1 - r0, line), np.uint8)
-        lines[:, 0] = kind
-        if kind == 4:
-            lines[:, 1:] = _paeth(rows[r0:r1], rows[r0 - 1] if r0 else None, bpp)
+        if sub_only:
+            lines[:, 0] = 1
+            lines[:, 1 : 1 + bpp] = here[:, :bpp]
+            np.subtract(here[:, bpp:], here[:, :-bpp], out=lines[:, 1 + bpp :])  # modulo 256
+        elif _pick_filter(here, prev, bpp) == 4:
+            lines[:, 0] = 4
+            _paeth_into(here, prev, bpp, lines[:, 1:])
         else:
-            lines[:, 1 : 1 + bpp] = rows[r0:r1, :bpp]
-            np.subtract(rows[r0:r1, bpp:], rows[r0:r1, :-bpp], out=lines[:, 1 + bpp :])  # modulo 256
+            lines[:, 0] = 2
+            lines[:, 1:] = _up(here, prev)
         raw = lines.data
-        z = zlib.compressobj(level, zlib.DEFLATED, -15, 8, strategy)
+        z = zlib.compressobj(3 if level is None else level, zlib.DEFLATED, -15, 8, strategy)
         last = i == len(starts) - 1
         body = z.compress(raw) + z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
         return body, zlib.adler32(raw), lines.nbytes
 
     if threads > 1 and len(starts) > 1:
-        from concurrent.futures import ThreadPoolExecutor
+        from ._parallel import parallel_map
 
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(block, range(len(starts))))
+        parts = parallel_map(block, range(len(starts)), threads)
     else:
         parts = [block(i) for i in range(len(starts))]
     adler = 1
     for _, part_adler, size in parts:
         adler = _adler32_combine(adler, part_adler, size)
-    stream = b"\x78\x5e" + b"".join(p[0] for p in parts) + struct.pack(">I", adler)
+    stream = _zlib_header(level) + b"".join(p[0] for p in parts) + struct.pack(">I", adler)
     ihdr = struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0)
     return SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
 

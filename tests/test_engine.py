@@ -382,6 +382,35 @@ def test_the_planner_picks_sensible_paths():
         correlate(np.ones((5, 5)), np.ones((3, 3)), threads=0)
 
 
+def test_fft_sizes_match_scipy_next_fast_len():
+    import scipy.fft as sfft
+
+    from convcli.engine._plan import next_fast_len
+
+    for n in [*range(1, 3000), 4093, 4097, 8191, 65537, 123457]:
+        assert next_fast_len(n) == sfft.next_fast_len(n, real=True), n
+
+
+def test_planning_and_filtering_without_fft_do_not_import_scipy_fft():
+    """scipy.fft takes a quarter of a second to import: only the FFT path may pay it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from convcli.engine import correlate, plan\n"
+        "img = np.random.default_rng(0).random((300, 400, 3), dtype=np.float32)\n"
+        "p = plan(img.shape, np.ones((31, 31)))\n"
+        "correlate(img, np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]))\n"
+        "before = 'scipy.fft' in sys.modules\n"
+        "correlate(img, np.random.default_rng(1).random((31, 31)), engine='fft')\n"
+        "print(before, 'scipy.fft' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True"]
+
+
 def test_all_zero_kernel_gives_zeros():
     np.testing.assert_array_equal(correlate(np.ones((6, 7, 3)), np.zeros((3, 3))), np.zeros((6, 7, 3)))
 

@@ -226,6 +226,35 @@ def test_jpeg_quality(cli, tmp_path):
     assert (tmp_path / "q20.jpg").stat().st_size < (tmp_path / "q95.jpg").stat().st_size / 2
 
 
+@pytest.mark.parametrize("source", ["astronaut.png", "camera.png", "camera16.png"])
+def test_compress_level_changes_the_size_never_the_pixels(cli, tmp_path, source):
+    sizes = {}
+    for level in ("0", "1", "9", None):
+        name = f"l{level}.png"
+        args = ["apply", SAMPLES / source, "-k", "gaussian-blur", "-o", name, "-q"]
+        assert cli(*args, *(["--compress-level", level] if level else []))[0] == 0
+        sizes[level] = (tmp_path / name).stat().st_size
+        # Pillow and zlib (which checks the header and the Adler-32) read every level back
+        np.testing.assert_array_equal(read_png((tmp_path / name).read_bytes()).data,
+                                      read_png((tmp_path / "l0.png").read_bytes()).data)
+        with Image.open(tmp_path / name) as img:
+            img.load()
+    raw = read_png((tmp_path / "l0.png").read_bytes()).data
+    assert sizes["0"] > raw.nbytes  # stored: every byte, plus a filter byte a row
+    assert sizes["9"] < sizes["1"] < 0.8 * sizes["0"]
+    assert sizes[None] < 0.8 * sizes["0"]
+
+
+def test_compress_level_out_of_range_or_off_png(cli, tmp_path):
+    code, _, err = cli("apply", SAMPLES / "camera.png", "-k", "identity", "--compress-level", "10", "-o", "x.png")
+    assert code == 2 and "--compress-level" in err and "less than or equal to 9" in err
+    assert not (tmp_path / "x.png").exists()
+    code, out, _ = cli("apply", SAMPLES / "camera.png", "-k", "identity", "--compress-level", "9", "-o", "x.jpg",
+                       "--json")
+    assert code == 0
+    assert any("--compress-level ignored" in n for n in json.loads(out)["results"][0]["runs"][0]["notes"])
+
+
 def test_npz_holds_every_kernel_and_the_report(cli, tmp_path):
     code, _, _ = cli("apply", SAMPLES / "camera.png", "-k", "sobel-x", "-k", "sobel-y", "-o", "maps.npz", "-q")
     assert code == 0

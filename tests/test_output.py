@@ -60,3 +60,46 @@ def test_auto_map_prefers_the_kernel_then_zero_sum_rule():
     assert auto_map(np.array([[1, 0, -1]]), None) == "abs"
     assert auto_map(np.array([[1, 2, 1]]) / 4, None) == "clip"
     assert auto_map(np.array([[1, 0, -1]]), "offset") == "offset"
+
+
+@pytest.mark.parametrize("how", ["clip", "abs", "offset"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_chunked_maps_agree_with_whole_array_numpy(rng, how, threads, dtype):
+    """Many row chunks (a 700x900x3 map is several): the same values and clip count as
+    the map written out on the whole array, and the input left as it was."""
+    hi = np.iinfo(dtype).max
+    x = (rng.standard_normal((700, 900, 3)) * hi * 0.6).astype(np.float32)
+    x[5, 7] = [hi + 10, -hi - 10, 0.5]
+    before = x.copy()
+    shifted = {"clip": x, "abs": np.abs(x), "offset": x + np.float32((hi + 1) / 2)}[how]
+    rounded = np.rint(shifted)
+    got = map_values(x, how, dtype, threads=threads)
+    np.testing.assert_array_equal(got.data, np.clip(rounded, 0, hi).astype(dtype))
+    assert got.clipped == int(np.count_nonzero((rounded < 0) | (rounded > hi)))
+    assert got.total == x.size and got.data.dtype == dtype
+    np.testing.assert_array_equal(x, before)
+
+
+def test_integer_input_and_shapes_survive_the_chunks():
+    x = np.arange(-5, 300, dtype=np.int32).reshape(61, 5)
+    got = map_values(x, "clip")
+    np.testing.assert_array_equal(got.data, np.clip(x, 0, 255))
+    assert got.clipped == 5 + 44
+    assert map_values(np.float32(3.6), "clip").data.shape == ()
+    assert map_values(np.zeros((0, 4)), "abs").data.shape == (0, 4)
+
+
+@pytest.mark.parametrize("shape", [(500, 700, 3), (500, 700), (2000, 600, 4), (3, 5, 2, 4)])
+def test_channel_stats_against_numpy(rng, shape):
+    from convcli.output import channel_stats
+
+    x = (rng.standard_normal(shape) * 40 + 7).astype(np.float32)
+    got = channel_stats(x, threads=2)
+    planes = [x] if x.ndim < 3 else [x[:, :, c] for c in range(x.shape[2])]
+    assert len(got) == len(planes)
+    for (lo, hi, mean), p in zip(got, planes):
+        assert lo == p.min() and hi == p.max()
+        assert mean == pytest.approx(p.astype(np.float64).mean(), rel=1e-9, abs=1e-9)
+    x[(1, 1) + (0,) * (x.ndim - 2)] = np.nan  # in channel 0
+    assert all(np.isnan(v) for v in channel_stats(x)[0])

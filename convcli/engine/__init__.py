@@ -33,7 +33,8 @@ from ..geometry import (
 )
 from ._border import BORDER_ALIASES, BORDER_MODES, Border
 from ._plan import ENGINES, KernelInfo, Plan, analyze, choose
-from ._run import all_finite, default_threads, run_plan
+from .._parallel import default_threads
+from ._run import all_finite, run_plan
 
 __all__ = [
     "BORDER_MODES",

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .._parallel import pool
 from ._border import Border, fill_region, map_index
 from ._paths import (
     banded,
@@ -43,24 +43,6 @@ def sub_rows(k_eff: int) -> int:
     return 4 if k_eff <= 16 else 16
 
 _local = threading.local()
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pool_lock = threading.Lock()
-
-
-def default_threads() -> int:
-    """Worker threads used when none are asked for: the usable cores."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    with _pool_lock:
-        pool = _pools.get(threads)
-        if pool is None:
-            pool = _pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="convcli")
-        return pool
 
 
 def _scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -95,7 +77,7 @@ def all_finite(x: np.ndarray, threads: int) -> bool:
 
 def _map(fn, items, threads: int) -> None:  # noqa: ANN001
     if threads > 1 and len(items) > 1:
-        for _ in _pool(threads).map(fn, items):
+        for _ in pool(threads).map(fn, items):
             pass
     else:
         for item in items:
