@@ -186,8 +186,17 @@ def end_to_end(tmp: Path, rounds: int) -> list[str]:
     with Image.open(ROOT / "samples" / "astronaut.png") as im:
         im.convert("RGB").resize((4000, 3000), Image.LANCZOS).save(src, compress_level=6)
     convcli = shutil.which("convcli") or str(Path(sys.executable).parent / "convcli")
+    # an installed wheel has its bytecode compiled by pip; an editable install may not (and
+    # PYTHONDONTWRITEBYTECODE stops Python writing it): compile it once, as pip would
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "convcli"), quiet=1)
     jobs: dict[str, list[str]] = {
         "convcli apply": [convcli, "apply", str(src), "-k", "sobel-x", "-o", str(tmp / "convcli.png"), "-q"],
+        # the same pixels as OpenCV and ImageMagick write (negative values clipped to 0, not
+        # |x|), for the file-size comparison
+        "convcli apply --map clip": [convcli, "apply", str(src), "-k", "sobel-x", "--map", "clip",
+                                     "-o", str(tmp / "convcli-clip.png"), "-q"],
     }
     try:
         import cv2  # noqa: F401
@@ -226,7 +235,8 @@ def end_to_end(tmp: Path, rounds: int) -> list[str]:
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True, env=env)
             times[name].append(time.perf_counter() - t0)
-    outputs = {"convcli apply": "convcli.png", "opencv script": "opencv.png",
+    outputs = {"convcli apply": "convcli.png", "convcli apply --map clip": "convcli-clip.png",
+               "opencv script": "opencv.png",
                "imagemagick convert": "magick.png", "pillow script": "pillow.png"}
     base = statistics.median(times["convcli apply"])
     lines = ["| process | median s | convcli / this | PNG MB |", "|---|---|---|---|"]
@@ -234,6 +244,12 @@ def end_to_end(tmp: Path, rounds: int) -> list[str]:
         med = statistics.median(t)
         size = (tmp / outputs[name]).stat().st_size / 1e6
         lines.append(f"| {name} | {med:.2f} | {base / med:.2f} | {size:.1f} |")
+    if (tmp / "opencv.png").exists():
+        import numpy as np
+
+        with Image.open(tmp / "convcli-clip.png") as a, Image.open(tmp / "opencv.png") as b:
+            same = float(np.mean(np.asarray(a) == np.asarray(b)))
+        lines.append(f"\n`--map clip` output equal to OpenCV's, sample by sample: {100 * same:.4f}%")
     helpt = []
     for _ in range(5):
         t0 = time.perf_counter()

@@ -1663,4 +1663,24 @@ def main(prog_name: str = "convcli") -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
-    app(prog_name=prog_name)
+    try:
+        app(prog_name=prog_name)
+    except SystemExit as exc:
+        code = exc.code
+    else:  # pragma: no cover - the group always exits
+        code = 0
+    if "multiprocessing" in sys.modules:
+        # a batch on worker processes: multiprocessing stops its fork server at exit
+        sys.exit(code)
+    # Every output is written, renamed into place and closed: skip the interpreter's teardown
+    # of every module and object (about 0.1 s, a tenth of a whole run on a 12-megapixel
+    # photo) and leave at once.
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (| head): nothing more to say
+            pass
+    os._exit(code or 0)

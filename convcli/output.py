@@ -128,6 +128,10 @@ def channel_stats(values: np.ndarray, threads: int | None = None) -> list[tuple[
     fewer than three axes), in one pass of row chunks on ``threads`` threads. NaN anywhere
     in a channel makes all three NaN.
 
+    Each chunk is first reduced row against row (whole rows at a time, which vectorises),
+    then per channel; sums of a chunk's rows are float32 (a few dozen values), the rest
+    float64, so the mean keeps float32's precision.
+
     >>> channel_stats(np.array([[[1.0, -2.0], [3.0, 4.0]]]))
     [(1.0, 3.0, 2.0), (-2.0, 4.0, 1.0)]
     """
@@ -136,23 +140,25 @@ def channel_stats(values: np.ndarray, threads: int | None = None) -> list[tuple[
         x = x.reshape(*x.shape, *[1] * (3 - x.ndim))
     channels = x.shape[2]
     count = x.size // channels if channels else 0
-
-    def one(rows: slice) -> list[tuple[float, float, float]]:
-        part = x[rows]
-        return [
-            (float(p.min()), float(p.max()), float(p.sum(dtype=np.float64)))
-            for p in (part[:, :, c] for c in range(channels))
-        ]
-
     if count == 0:
         nan = float("nan")
         return [(nan, nan, nan)] * channels
+
+    def per_channel(rows_reduced: np.ndarray, how) -> np.ndarray:  # noqa: ANN001
+        # (W, C, ...) -> (C,)
+        # (a contiguous copy: NumPy reduces a strided 2-D view ten times slower)
+        return how(np.ascontiguousarray(np.moveaxis(rows_reduced, 1, 0)).reshape(channels, -1), axis=1)
+
+    def one(rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        part = x[rows]
+        total = part.sum(axis=0, dtype=np.float64 if part.dtype.kind != "f" else None)
+        return (per_channel(part.min(axis=0), np.min), per_channel(part.max(axis=0), np.max),
+                per_channel(total.astype(np.float64), np.sum))
+
     parts = parallel_map(one, row_chunks(len(x), x.size // len(x)), threads)
-    stats = []
-    for c in range(channels):
-        lows, highs, sums = zip(*(part[c] for part in parts))
-        stats.append((float(np.min(lows)), float(np.max(highs)), sum(sums) / count))
-    return stats
+    lows, highs, sums = (np.array([p[i] for p in parts]) for i in range(3))
+    means = sums.sum(axis=0) / count
+    return [(float(lo), float(hi), float(m)) for lo, hi, m in zip(lows.min(axis=0), highs.max(axis=0), means)]
 
 
 def _rescale(x: np.ndarray, hi: float, per_channel: bool = True) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -335,6 +336,30 @@ def test_python_dash_m(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "convcli", "shape", "--in", "32", "--k", "3"],
                           capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
     assert proc.returncode == 0 and "output           30x30" in proc.stdout
+
+
+def test_the_quick_exit_keeps_every_byte_and_exit_code(tmp_path):
+    """main() leaves with os._exit (no interpreter teardown): buffered stdout must still
+    arrive whole through a pipe, and the exit codes stay 0, 1 and 2."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    run = [sys.executable, "-m", "convcli"]
+    proc = subprocess.run([*run, "apply", str(SAMPLES / "camera.png"), "-k", "sobel-x", "-o", "-"],
+                          capture_output=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    expected = read_image(SAMPLES / "camera.png").astype(float)
+    with Image.open(io.BytesIO(proc.stdout)) as img:
+        got = np.asarray(img).astype(float)
+    want = np.clip(np.rint(np.abs(ndi_correlate_same(expected, np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+                                                                           float), "reflect"))), 0, 255)
+    np.testing.assert_array_equal(got, want)
+    listing = subprocess.run([*run, "kernels", "list", "--json"], capture_output=True, text=True, env=env)
+    assert listing.returncode == 0 and len(json.loads(listing.stdout)) > 20
+    missing = subprocess.run([*run, "apply", "missing.png", "-k", "sobel-x"], capture_output=True, text=True,
+                             cwd=tmp_path, env=env)
+    assert missing.returncode == 1 and "missing.png" in missing.stderr
+    usage = subprocess.run([*run, "apply", str(SAMPLES / "camera.png"), "-k", "sobel-x", "--stride", "0"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert usage.returncode == 2 and usage.stderr.startswith("convcli: error: ")
 
 
 def test_every_command_has_help_and_is_in_the_readme():
