@@ -537,6 +537,33 @@ def test_nan_stays_inside_its_window_under_auto(rng, name):
         assert_close(out[finite], direct[finite])
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("border", ["wrap", "reflect", "constant=2"])
+def test_every_path_keeps_nan_inside_its_window(rng, path, border):
+    """Bands and tiles that hold NaN or infinity are computed by shifted adds on every path:
+    in a product or an FFT, 0 x NaN would spread it. With wrap, the top band reads the
+    bottom rows, so a NaN in the last row must show in the first rows too."""
+    kernel = np.outer([1.0, 4, 6, 4, 1], [1.0, 2, 0, -2, -1])  # rank 1, a zero column
+    image = rng.random((150, 700, 3)).astype(np.float32)
+    image[149, 350, 2] = np.nan
+    image[70, 3, 0] = np.inf
+    image[71, 690, 1] = -np.inf
+    direct = correlate(image, kernel, border=border, engine="direct", threads=1)
+    for stride in (1, 2):
+        want = direct[::stride, ::stride] if stride == 1 else correlate(
+            image, kernel, border=border, engine="direct", stride=stride, threads=1)
+        for threads in (1, 2):
+            out = correlate(image, kernel, border=border, engine=path, stride=stride, threads=threads)
+            np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+            np.testing.assert_array_equal(np.isinf(out), np.isinf(want))
+            ok = np.isfinite(want)
+            assert_close(out[ok], want[ok])
+    if border == "wrap":
+        # (the centre column has weight 0: the NaN shows in columns 348, 349, 351 and 352)
+        assert np.isnan(direct[0, 351, 2]) and np.isnan(direct[-1, 351, 2]) and not np.isnan(direct[0, 350, 2])
+    assert np.isnan(direct).sum() <= 3 * kernel.size
+
+
 @pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (4, np.float64), (1, np.float32)])
 @pytest.mark.parametrize("stride,dilation", [((2, 2), (1, 1)), ((1, 3), (1, 2)), ((3, 2), (2, 1))])
 def test_gemm_path_with_strides_on_colour_images(rng, channels, dtype, stride, dilation):

@@ -34,7 +34,7 @@ from ..geometry import (
 from ._border import BORDER_ALIASES, BORDER_MODES, Border
 from ._plan import ENGINES, KernelInfo, Plan, analyze, choose
 from .._parallel import default_threads
-from ._run import all_finite, run_plan
+from ._run import run_plan
 
 __all__ = [
     "BORDER_MODES",
@@ -199,8 +199,6 @@ def correlate(
     _check_size(ho, wo, x3.shape[2], dtype)
     out = np.empty((ho, wo, x3.shape[2]), dtype=dtype)
     chosen = _choose(k, geometry, x3.shape[2], engine, threads, dtype)
-    if engine == "auto" and chosen.path != "direct" and not all_finite(x3, chosen.threads):
-        chosen = _choose(k, geometry, x3.shape[2], engine, threads, dtype, finite=False)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow shows as inf; callers check
         run_plan(x3, k, chosen, out, geometry.padding, geometry.layer.stride, geometry.layer.dilation, border)
     return out if x.ndim == 3 else out[:, :, 0]
@@ -241,7 +239,6 @@ def _choose(
     engine: str,
     threads: int | None,
     dtype: np.dtype,
-    finite: bool = True,
 ) -> Plan:
     if threads is None:
         threads = default_threads()
@@ -251,8 +248,7 @@ def _choose(
     cols_in = (geometry.output[1] - 1) * stride[1] + geometry.effective_kernel[1]
     rtol = 1e-7 if dtype == np.float32 else 1e-13
     info = analyze(k, rtol=rtol)
-    return choose(info, geometry.output, cols_in, channels, stride, dilation, engine=engine, threads=threads,
-                  finite=finite)
+    return choose(info, geometry.output, cols_in, channels, stride, dilation, engine=engine, threads=threads)
 
 
 def plan(

@@ -199,6 +199,9 @@ def gemm_band(buf, out, mats, kw, stride, dilation, col_tile, scratch) -> None: 
     ``mats`` is ``(q, a_q, a_rem)``: the band's output rows go ``q`` at a time through
     ``a_q = toeplitz(kernel, q, ...)`` (one batched call over the sub-bands; a thin matrix
     wastes few multiplications on its zeros), the ``n % q`` left over through ``a_rem``.
+    With a column stride, the columns are regrouped by phase (position modulo the stride)
+    and each kernel column's sums are computed on its own phase only: the others would
+    never be read.
     """
     n, wo, c = out.shape
     rows_in, cols_in = buf.shape[:2]
@@ -207,50 +210,64 @@ def gemm_band(buf, out, mats, kw, stride, dilation, col_tile, scratch) -> None: 
     q, a_q, a_rem = mats
     nb = n // q
     b2 = buf.reshape(rows_in, cols_in * c)
+    # kernel columns by the phase of the input columns they read
+    phases = [[j for j in range(kw) if (j * dw) % sw == ph] for ph in range(sw)]
+    by_column = [(a_q.reshape(kw, q, -1), a_rem.reshape(kw, n - nb * q, -1) if a_rem is not None else None)]
+
+    def rows_of(a3: np.ndarray, js: list[int]) -> np.ndarray:
+        return a3.reshape(kw * a3.shape[1], -1) if len(js) == kw else a3[js].reshape(len(js) * a3.shape[1], -1)
+
     for x0 in range(0, wo, col_tile):
         wt = min(col_tile, wo - x0)
         c0 = x0 * sw
         span = (wt - 1) * sw + (kw - 1) * dw + 1
-        cs = (wt - 1) * sw + 1
-        src = b2[:, c0 * c : (c0 + span) * c]
-        width = span  # columns of src as the products see them
         if sw > 1:
             # polyphase: columns regrouped by position modulo the stride, so that the samples
             # each kernel column needs sit side by side (long inner loops in the adds below)
-            width = sw * -(-span // sw)
-            phased = scratch("gemm_p", (rows_in, sw, width // sw, c))
+            wph = -(-span // sw)
+            phased = scratch("gemm_p", (rows_in, sw, wph, c))
             src3 = buf[:, c0 : c0 + span]
             # copied as whole pixels (one C-byte item each): numpy's loops over 3 floats are slow
             pixel = np.dtype((np.void, c * buf.itemsize))
             whole, parts = phased.view(pixel)[..., 0], src3.view(pixel)[..., 0]
             for ph in range(sw):
-                count = len(range(ph, span, sw))
-                np.copyto(whole[:, ph, :count], parts[:, ph::sw])
-                phased[:, ph, count:] = 0
-            src = phased.reshape(rows_in, width * c)
-        pieces = []
-        if nb:
-            rs, es = src.strides
-            view = np.lib.stride_tricks.as_strided(
-                src, (nb, a_q.shape[1], width * c), (q * sh * rs, rs, es), writeable=False
-            )
-            v = scratch("gemm_v", (nb, kw * q, width * c))
-            np.matmul(a_q, view, out=v)
-            pieces.append((v.reshape(nb, kw, q, sw, width // sw, c), out[: nb * q, x0 : x0 + wt].reshape(nb, q, wt, c)))
-        if a_rem is not None:
-            rem = n - nb * q
-            r0 = nb * q * sh
-            v = scratch("gemm_r", (kw * rem, width * c))
-            np.matmul(a_rem, src[r0 : r0 + a_rem.shape[1]], out=v)
-            pieces.append((v.reshape(1, kw, rem, sw, width // sw, c), out[nb * q :, x0 : x0 + wt].reshape(1, rem, wt, c)))
-        for v6, acc in pieces:
-            for j in range(kw):
-                ph, o = divmod(j * dw, sw)[::-1]  # column j * dw + x * sw is phase ph, index o + x
-                part = v6[:, j, :, ph, o : o + wt]
-                if j == 0:
-                    np.copyto(acc, part)
-                else:
-                    np.add(acc, part, out=acc)
+                if phases[ph]:
+                    count = len(range(ph, span, sw))
+                    np.copyto(whole[:, ph, :count], parts[:, ph::sw])
+                    phased[:, ph, count:] = 0
+            srcs = [phased[:, ph].reshape(rows_in, wph * c) for ph in range(sw)]
+        else:
+            wph = span
+            srcs = [b2[:, c0 * c : (c0 + span) * c]]
+        started = False
+        for ph, js in enumerate(phases):
+            if not js:
+                continue
+            src = srcs[ph]
+            pieces = []
+            if nb:
+                rs, es = src.strides
+                view = np.lib.stride_tricks.as_strided(
+                    src, (nb, a_q.shape[1], wph * c), (q * sh * rs, rs, es), writeable=False
+                )
+                v = scratch("gemm_v", (nb, len(js) * q, wph * c))
+                np.matmul(rows_of(by_column[0][0], js), view, out=v)
+                pieces.append((v.reshape(nb, len(js), q, wph, c), out[: nb * q, x0 : x0 + wt].reshape(nb, q, wt, c)))
+            if a_rem is not None:
+                rem = n - nb * q
+                r0 = nb * q * sh
+                v = scratch("gemm_r", (len(js) * rem, wph * c))
+                np.matmul(rows_of(by_column[0][1], js), src[r0 : r0 + a_rem.shape[1]], out=v)
+                pieces.append((v.reshape(1, len(js), rem, wph, c), out[nb * q :, x0 : x0 + wt].reshape(1, rem, wt, c)))
+            for v5, acc in pieces:
+                for t, j in enumerate(js):
+                    o = (j * dw) // sw  # column j * dw + x * sw is index o + x of its phase
+                    part = v5[:, t, :, o : o + wt]
+                    if not started and t == 0:
+                        np.copyto(acc, part)
+                    else:
+                        np.add(acc, part, out=acc)
+            started = True
 
 
 def fft_tile(buf, out, spectrum, fft_shape, k_eff, stride, workers: int = 1) -> None:  # noqa: ANN001

@@ -109,9 +109,6 @@ class Plan:
     estimates: dict[str, float] = field(default_factory=dict)
     threads: int = 1
     kernel: KernelInfo | None = None
-    #: False when the image holds NaN or infinity: matrix products and FFTs would spread
-    #: them past the kernel's footprint (0 x NaN is NaN), so only shifted adds run
-    finite: bool = True
 
     def describe(self) -> str:
         ests = ", ".join(f"{p} {ms:.3g} ms" for p, ms in sorted(self.estimates.items(), key=lambda kv: kv[1]))
@@ -268,33 +265,31 @@ def choose(
     *,
     engine: str = "auto",
     threads: int = 1,
-    finite: bool = True,
 ) -> Plan:
     """Pick a path: the forced one, or the cheapest estimate.
 
-    With ``finite=False`` (NaN or infinity in the image) ``auto`` keeps to the paths that
-    add shifted samples, where a NaN stays inside the outputs whose window holds it.
+    Every path computes a band (or tile) that holds NaN or infinity by shifted adds, so the
+    choice never changes where a NaN shows (see ``_run.finite``).
     """
     if engine not in ENGINES:
         raise ParameterError(f"engine: unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     est = estimate(info, out_shape, cols_in, channels, stride, dilation)
     if info.nonzero == 0:
-        return Plan("direct", "the kernel is all zeros", est, threads, info, finite)
+        return Plan("direct", "the kernel is all zeros", est, threads, info)
     if engine != "auto":
         if engine.startswith("separable") and engine not in est:
             raise ParameterError(
                 f"engine: the kernel has rank {info.rank}; the separable path runs kernels of rank "
                 f"1 to {_MAX_SEPARABLE_RANK} (use --engine auto)"
             )
-        return Plan(engine, "forced with --engine", est, threads, info, finite)
-    allowed = est if finite else {p: ms for p, ms in est.items() if p in ("direct", "separable")}
-    best = min(allowed, key=allowed.get)
+        return Plan(engine, "forced with --engine", est, threads, info)
+    best = min(est, key=est.get)
     if best.startswith("separable") and info.rank > 1:
         # factors of rank 2 and up come from an SVD, with rounding in the last bits: an integer
         # kernel on integer pixels is exact on the direct and GEMM paths; keep that unless
         # the factors save a third of the time
-        exact = min(("direct", "gemm"), key=lambda p: allowed.get(p, math.inf))
-        if exact in allowed and allowed[best] * 1.5 > allowed[exact]:
+        exact = min(("direct", "gemm"), key=lambda p: est.get(p, math.inf))
+        if exact in est and est[best] * 1.5 > est[exact]:
             best = exact
     if best == "separable":
         why = f"rank {info.rank}: {info.rank} vertical + horizontal 1-D pass(es)"
@@ -306,6 +301,4 @@ def choose(
         why = f"dense {info.weights.shape[0]}x{info.weights.shape[1]} kernel of rank {info.rank}: Toeplitz GEMM per band"
     else:
         why = f"large dense {info.weights.shape[0]}x{info.weights.shape[1]} kernel: tiled FFT (overlap-save)"
-    if not finite:
-        why += "; the image holds NaN or infinity, so no matrix products or FFT"
-    return Plan(best, why, est, threads, info, finite)
+    return Plan(best, why, est, threads, info)
