@@ -411,6 +411,29 @@ def test_planning_and_filtering_without_fft_do_not_import_scipy_fft():
     assert proc.stdout.split() == ["False", "True"]
 
 
+def test_separable_factors_give_the_horizontal_pass_unit_weights():
+    """The scale moves into the vertical factor, so the horizontal shifted adds skip a
+    multiply; the factors still rebuild the kernel (exactly, for integer kernels)."""
+    from convcli.engine._plan import analyze
+
+    reg = builtin_registry()
+    for name in ("gaussian-blur-5", "sobel-x", "box-blur", "sharpen", "laplacian"):
+        k = reg.get(name).weights
+        info = analyze(k)
+        rebuilt = sum(np.outer(c, r) for c, r in info.factors)
+        if info.rank == 1 and np.array_equal(k, np.round(k * 16) / 16):
+            np.testing.assert_array_equal(rebuilt, k)  # exact: dyadic weights
+        else:
+            np.testing.assert_allclose(rebuilt, k, atol=1e-12)
+        for _, row in info.factors:
+            mags, counts = np.unique(np.abs(row[row != 0]), return_counts=True)
+            assert mags[np.argmax(counts)] == 1.0, (name, row)
+    g = np.outer([1.0, 4, 6, 4, 1], [1.0, 4, 6, 4, 1]) / 256.0 * (1 + 1e-12)  # through the SVD
+    (col, row), = analyze(g).factors
+    assert row[0] == row[-1] == 1.0
+    np.testing.assert_allclose(np.outer(col, row), g, rtol=1e-12)
+
+
 def test_all_zero_kernel_gives_zeros():
     np.testing.assert_array_equal(correlate(np.ones((6, 7, 3)), np.zeros((3, 3))), np.zeros((6, 7, 3)))
 

@@ -75,6 +75,24 @@ def _signed(col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return col, row
 
 
+def _unit_row(col: np.ndarray, row: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Move a scale from ``row`` into ``col`` so that ``row``'s largest group of equal
+    magnitudes has weight 1: the horizontal pass (shifted adds) then skips a multiply, while
+    the vertical pass (usually a matrix product) costs the same whatever its weights.
+    ``exact`` keeps the factors only if their outer product is unchanged bit for bit."""
+    nz = np.abs(row[row != 0])
+    if nz.size == 0:
+        return col, row
+    values, counts = np.unique(nz, return_counts=True)
+    w = float(values[np.argmax(counts)])  # the commonest magnitude (the smallest on ties)
+    if w == 1.0:
+        return col, row
+    new_col, new_row = col * w, row / w
+    if exact and not np.array_equal(np.outer(new_col, new_row), np.outer(col, row)):
+        return col, row
+    return new_col, new_row
+
+
 def analyze(kernel: np.ndarray, rtol: float = 1e-13) -> KernelInfo:
     """Rank (by SVD), separable factors and tap statistics of a 2-D kernel.
 
@@ -88,12 +106,12 @@ def analyze(kernel: np.ndarray, rtol: float = 1e-13) -> KernelInfo:
         return KernelInfo(k, 0, 0, 0, ())
     exact = _rank1_exact(k)
     if exact is not None:
-        return KernelInfo(k, nonzero, groups, 1, (_signed(*exact),))
+        return KernelInfo(k, nonzero, groups, 1, (_signed(*_unit_row(*exact, exact=True)),))
     u, s, vt = np.linalg.svd(k)
     tol = s[0] * rtol
     rank = int(np.count_nonzero(s > tol))
     factors = tuple(
-        _signed(_tidy(u[:, r] * math.sqrt(s[r])), _tidy(vt[r] * math.sqrt(s[r])))
+        _signed(*_unit_row(_tidy(u[:, r] * math.sqrt(s[r])), _tidy(vt[r] * math.sqrt(s[r]))))
         for r in range(min(rank, _MAX_SEPARABLE_RANK))
     )
     return KernelInfo(k, nonzero, groups, rank, factors)
