@@ -85,6 +85,8 @@ def finite(a: np.ndarray) -> bool:
         rows = a.reshape(a.shape[0], -1)
         ones = _ONES.get((rows.shape[1], a.dtype.str))
         if ones is None:
+            if len(_ONES) > 16:
+                _ONES.clear()
             ones = _ONES[(rows.shape[1], a.dtype.str)] = np.ones(rows.shape[1], a.dtype)
         return bool(np.isfinite(np.sum(rows @ ones)))
     return bool(np.isfinite(np.sum(a)))
