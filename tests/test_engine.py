@@ -371,6 +371,12 @@ def test_the_planner_picks_sensible_paths():
     assert plan((4096, 4096, 3), np.ones((15, 15))).path.startswith("separable")
     # many taps per pass: both passes as banded products
     assert plan((4096, 4096, 3), np.outer(*[np.hanning(17)] * 2)).path == "separable-gemm"
+    # on a small image the fixed cost of 64 thin bands outweighs the faster passes
+    g5 = reg.get("gaussian-blur-5").weights
+    assert plan((4096, 4096, 3), g5).path == "separable-gemm"
+    assert plan((1024, 1024, 3), g5).path == "separable"
+    narrow = plan((2048, 8, 3), g5, engine="separable-gemm").estimates
+    assert narrow["separable-gemm"] > 128 * 0.08 > narrow["separable"]
     rng = np.random.default_rng(1)
     assert plan((4096, 4096, 3), rng.standard_normal((31, 31))).path == "fft"
     assert plan((1024, 1024, 3), rng.standard_normal((7, 7)), stride=2).path in ("gemm", "direct")

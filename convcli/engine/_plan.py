@@ -30,6 +30,46 @@ _TRANSPOSE = 2.1
 #: Largest matrix rank run as a sum of separable passes.
 _MAX_SEPARABLE_RANK = 4
 
+# --- the band geometry the runner uses (``_run``), which the estimates below assume
+
+#: target size of one band buffer (direct and separable paths), bytes. Measured on 4096-wide
+#: RGB: 3 MB bands ran 15-20% faster than 1.5 MB ones (fewer Python calls per pixel), 6 MB
+#: no faster; two threads' buffers stay under 20 MiB
+BAND_BYTES = 3_000_000
+
+#: target size of the GEMM path's product per column tile, bytes (twice this ran 15% slower
+#: on a 4096x4096 7x7 kernel)
+GEMM_TILE_BYTES = 1_500_000
+
+#: the separable-GEMM path: output rows per band and output columns per horizontal tile
+#: (measured on 4096-wide RGB: 16 rows beat 8, 24 and 32; 8 columns beat 2, 4, 16 and 32)
+SG_ROWS = 16
+SG_TILE = 8
+
+#: fixed cost of one band or tile in Python (calls, views, small matrices), ms; measured on
+#: a 2048x8 image where the arithmetic is negligible. The direct path adds a little per
+#: operation on top (``_DIRECT_OP_MS``).
+_BAND_MS = {"direct": 0.04, "separable": 0.09, "separable-gemm": 0.085, "gemm": 0.14, "fft": 0.3}
+_DIRECT_OP_MS = 0.005
+
+
+def band_rows(row_bytes: int, keh: int, sh: int) -> int:
+    """Output rows per band of the direct and separable paths: about BAND_BYTES of input,
+    and at least as many rows as the kernel is tall, so the halo never dominates."""
+    return max(8, keh, (BAND_BYTES // max(row_bytes, 1) - keh) // sh + 1)
+
+
+def gemm_rows(sw: int) -> int:
+    """Output rows per band of the GEMM path: 16, more with a column stride (each row is
+    narrower), so a band's Python calls cover as many outputs (1024x1024 7x7 stride 2: 32
+    rows ran 15% faster than 16)."""
+    return 16 * sw
+
+
+def gemm_tile(wo: int, kw: int, kew: int, n: int, channels: int, sw: int, itemsize: int) -> int:
+    """Output columns per column tile of the GEMM path."""
+    return max(1, min(wo, (GEMM_TILE_BYTES // (kw * n * channels * itemsize) - kew) // sw + 1))
+
 
 @dataclass(frozen=True, eq=False)
 class KernelInfo:
@@ -227,6 +267,19 @@ def estimate(
     per_tile = f_h * f_w * channels * math.log2(f_h * f_w)
     tiles = math.ceil(ho / t_h) * math.ceil(wo / t_w)
     est["fft"] = (fill + _FFT_NS * per_tile * tiles) / 1e6
+    # the fixed cost of each band (it tells on small images: a 1024x1024 5x5 Gaussian runs
+    # 1.5x faster in a few large separable bands than in 64 thin separable-GEMM ones)
+    itemsize = 4  # float32, the usual working type
+    bands = math.ceil(ho / band_rows(cols_in * channels * itemsize, keh, sh))
+    est["direct"] += bands * (_BAND_MS["direct"] + _DIRECT_OP_MS * ops_direct)
+    rank = max(len(info.factors), 1)
+    if "separable" in est:
+        est["separable"] += bands * _BAND_MS["separable"] * rank
+        est["separable-gemm"] += math.ceil(ho / SG_ROWS) * _BAND_MS["separable-gemm"] * rank
+    n = gemm_rows(sw)
+    col_tiles = math.ceil(wo / gemm_tile(wo, kw, kew, n, channels, sw, itemsize))
+    est["gemm"] += math.ceil(ho / n) * col_tiles * _BAND_MS["gemm"]
+    est["fft"] += tiles * _BAND_MS["fft"]
     return est
 
 

@@ -25,22 +25,7 @@ from ._paths import (
     separable_gemm_band,
     toeplitz,
 )
-from ._plan import Plan, fft_tile_shape, vertical_by_gemm
-
-#: target size of one band buffer (direct and separable paths), bytes. Measured on 4096-wide
-#: RGB: 3 MB bands ran 15-20% faster than 1.5 MB ones (fewer Python calls per pixel), 6 MB
-#: no faster; two threads' buffers stay under 20 MiB
-BAND_BYTES = 3_000_000
-
-#: target size of the GEMM path's product per column tile, bytes (twice this ran 15% slower
-#: on a 4096x4096 7x7 kernel)
-GEMM_TILE_BYTES = 1_500_000
-
-#: the separable-GEMM path: output rows per band and output columns per horizontal tile
-#: (measured on 4096-wide RGB: 16 rows beat 8, 24 and 32; 8 columns beat 2, 4, 16 and 32)
-SG_ROWS = 16
-SG_TILE = 8
-
+from ._plan import SG_ROWS, SG_TILE, Plan, band_rows, fft_tile_shape, gemm_rows, gemm_tile, vertical_by_gemm
 
 def sub_rows(k_eff: int) -> int:
     """Outputs per banded product in a vertical pass. OpenBLAS runs some thin shapes much
@@ -135,14 +120,11 @@ def run_plan(
 
     row_bytes = cols_in * channels * dtype.itemsize
     if plan.path == "gemm":
-        # 16 output rows, more with a column stride (each row is narrower): a band's Python
-        # calls then cover as many outputs (1024x1024 7x7 stride 2: 32 rows ran 15% faster)
-        n = 16 * sw
+        n = gemm_rows(sw)
         if not blas_is_single_threaded():
             threads = 1  # BLAS runs its own threads; two levels of threads stall OpenBLAS
     else:
-        # at least as many output rows as the kernel is tall, so the halo never dominates
-        n = max(8, keh, (BAND_BYTES // row_bytes - keh) // sh + 1)
+        n = band_rows(row_bytes, keh, sh)
     bands = _bands(ho, n, threads)
 
     # the direct path's taps; the GEMM path's too, for bands holding NaN or infinity
@@ -194,7 +176,7 @@ def run_plan(
             return [one(a) for a in vert_mats[m]]
     elif plan.path == "gemm":
         k32 = kernel.astype(dtype)
-        wt = max(1, min(wo, (GEMM_TILE_BYTES // (kw * n * channels * dtype.itemsize) - kew) // sw + 1))
+        wt = gemm_tile(wo, kw, kew, n, channels, sw, dtype.itemsize)
         gemm_mats = {}
         for m in {u1 - u0 for u0, u1 in bands}:
             q = min(sub_rows(keh), m)
