@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
+# The command line runs BLAS on one thread (convcli.cli.main sets this before NumPy loads),
+# and the engine then runs its matrix products on its own threads: test the same way.
+if "numpy" not in sys.modules:
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

@@ -440,6 +440,29 @@ def test_separable_factors_give_the_horizontal_pass_unit_weights():
     np.testing.assert_allclose(np.outer(col, row), g, rtol=1e-12)
 
 
+@pytest.mark.parametrize("path", ["separable", "separable-gemm", "gemm", "direct"])
+@pytest.mark.parametrize("single_blas", [True, False])
+def test_the_same_bits_whatever_the_number_of_threads(photos, monkeypatch, path, single_blas):
+    """Band boundaries move with the thread count, but no output's arithmetic does (a
+    banded product adds the same non-zero terms in the same order, the zeros exactly), and
+    whether a pass runs as products depends on BLAS's threads, never on ours: the numbers
+    agree to the last bit, so batches with -j 1 and -j 2 write the same files."""
+    from convcli.kernels import resolve_kernel
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if single_blas:
+            monkeypatch.setenv(var, "1")
+        else:
+            monkeypatch.delenv(var, raising=False)
+
+    image = photos["astronaut.png"]
+    for spec in ("gaussian:sigma=2", "sobel-x", "box:5"):
+        k = resolve_kernel(spec).weights
+        outs = [correlate(image, k, engine=path, threads=t) for t in (1, 2, 3, 5)]
+        for other in outs[1:]:
+            np.testing.assert_array_equal(outs[0], other)
+
+
 def test_all_zero_kernel_gives_zeros():
     np.testing.assert_array_equal(correlate(np.ones((6, 7, 3)), np.zeros((3, 3))), np.zeros((6, 7, 3)))
 
@@ -517,10 +540,21 @@ def test_banded_product_is_a_1d_correlation_down_the_rows(rng, transposed, step,
 
 @pytest.mark.parametrize("border", BORDERS)
 @pytest.mark.parametrize("stride,dilation,padding", GEOMETRIES)
-def test_separable_path_with_vertical_products_on_one_thread(rng, border, stride, dilation, padding):
-    # one thread: the vertical passes run as banded products whatever BLAS's own threads
+@pytest.mark.parametrize("single_blas", [True, False])
+def test_separable_path_with_and_without_vertical_products(rng, monkeypatch, border, stride, dilation, padding,
+                                                           single_blas):
+    # BLAS on one thread (as the command line sets it): the vertical passes run as banded
+    # products; otherwise as shifted adds. The same numbers either way.
     from convcli.engine import plan_geometry
     from convcli.engine._plan import vertical_by_gemm
+    from convcli.engine._run import blas_is_single_threaded
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if single_blas:
+            monkeypatch.setenv(var, "1")
+        else:
+            monkeypatch.delenv(var, raising=False)
+    assert blas_is_single_threaded() == single_blas
 
     col, row = np.array([1.0, 2.0, 1.0, 0.5]), np.array([-1.0, 0.0, 1.0])
     assert vertical_by_gemm(col, 1, 1)

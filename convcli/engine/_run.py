@@ -6,6 +6,7 @@ image or kernel size: no padded copy of the whole image, no im2col.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 
@@ -37,17 +38,23 @@ _local = threading.local()
 
 
 def _scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A per-thread buffer, reused across bands (contents undefined)."""
+    """A per-thread buffer, reused across bands (contents undefined).
+
+    One block of memory per name, as large as the largest shape asked for: a band or tile
+    of another shape (the last, shorter one) reuses it rather than adding its own. A name
+    therefore serves one use at a time.
+    """
     cache = getattr(_local, "buffers", None)
     if cache is None:
         cache = _local.buffers = {}
-    key = (name, shape, dtype.str)
-    buf = cache.get(key)
-    if buf is None:
+    key = (name, np.dtype(dtype).str)
+    size = math.prod(shape)
+    flat = cache.get(key)
+    if flat is None or flat.size < size:
         if len(cache) > 32:
             cache.clear()
-        buf = cache[key] = np.empty(shape, dtype)
-    return buf
+        flat = cache[key] = np.empty(max(size, 1), dtype)
+    return flat[:size].reshape(shape)
 
 
 def blas_is_single_threaded() -> bool:
@@ -83,7 +90,15 @@ _ONES: dict[tuple[int, str], np.ndarray] = {}
 
 def _map(fn, items, threads: int) -> None:  # noqa: ANN001
     if threads > 1 and len(items) > 1:
-        for _ in pool(threads).map(fn, items):
+        # NumPy's error state is per thread: the workers take the caller's (correlate lets
+        # overflow and NaN arithmetic pass quietly, its callers check the result)
+        state = np.geterr()
+
+        def run(item):  # noqa: ANN001, ANN202
+            with np.errstate(**state):
+                fn(item)
+
+        for _ in pool(threads).map(run, items):
             pass
     else:
         for item in items:
@@ -148,11 +163,10 @@ def run_plan(
             else:
                 vert[:, pad_idx] = vert[:, src_cols[pad_idx] + left]
 
-        # vertical passes with many taps run as banded matrix products (BLAS); only when
-        # BLAS is single-threaded or the bands run on one thread (nested threads stall OpenBLAS)
-        by_gemm = [vertical_by_gemm(col, dh, sh) for col, _ in factors]
-        if any(by_gemm) and threads > 1 and not blas_is_single_threaded():
-            by_gemm = [False] * len(factors)
+        # vertical passes with many taps run as banded matrix products (BLAS), when BLAS is
+        # single-threaded (nested threads stall OpenBLAS; the command line sets it so). The
+        # choice never depends on ``threads``, so neither do the numbers, to the last bit.
+        by_gemm = [vertical_by_gemm(col, dh, sh) and blas_is_single_threaded() for col, _ in factors]
         vert_mats: dict[int, list[np.ndarray | None]] = {}
         if any(by_gemm):
             for m in {u1 - u0 for u0, u1 in bands}:
