@@ -31,6 +31,21 @@ def test_rgb_png(tmp_path, rgb):
     assert got.alpha is None and got.bits == 8 and got.mode == "RGB" and got.shape == (7, 9, 3)
 
 
+def test_large_photo_read_in_one_piece_leaves_pillow_as_it_was(tmp_path, rng):
+    """The pixels are packed in one block (ImageFile.MAXBLOCK raised for the call): the same
+    values as Pillow's own array, and Pillow's setting back as it was afterwards."""
+    from PIL import ImageFile
+
+    before = ImageFile.MAXBLOCK
+    big = rng.integers(0, 256, size=(300, 700, 3), dtype=np.uint8)  # 630 KB: ten 64 KB blocks
+    for mode, arr in (("RGB", big), ("RGBA", np.dstack([big, big[..., :1]])), ("L", big[..., 0])):
+        path = _save(tmp_path, Image.fromarray(arr, mode), f"{mode}.png")
+        got = read_input(path)
+        whole = np.dstack([got.data, got.alpha]) if got.alpha is not None else got.data
+        np.testing.assert_array_equal(whole, arr)
+        assert ImageFile.MAXBLOCK == before
+
+
 def test_rgba_splits_alpha(tmp_path, rng):
     rgba = rng.integers(0, 256, size=(5, 6, 4), dtype=np.uint8)
     got = read_input(_save(tmp_path, Image.fromarray(rgba), "a.png"))
