@@ -325,9 +325,9 @@ def _paeth_into(rows: np.ndarray, prev: np.ndarray | None, bpp: int, out: np.nda
         out[i : i + PAETH_ROWS] = _paeth(rows[i : i + PAETH_ROWS], rows[i - 1] if i else prev, bpp)
 
 
-def _up(rows: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
-    """Up-filtered bytes: each byte minus the one above it (modulo 256)."""
-    out = np.empty_like(rows)
+def _up(rows: np.ndarray, prev: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+    """Up-filtered bytes: each byte minus the one above it (modulo 256), into ``out``."""
+    out = np.empty_like(rows) if out is None else out
     if prev is None:
         out[0] = rows[0]
     else:
@@ -410,7 +410,7 @@ def write_png(data: np.ndarray, *, level: int | None = None, threads: int = 1) -
             _paeth_into(here, prev, bpp, lines[:, 1:])
         else:
             lines[:, 0] = 2
-            lines[:, 1:] = _up(here, prev)
+            _up(here, prev, out=lines[:, 1:])
         raw = lines.data
         z = zlib.compressobj(3 if level is None else level, zlib.DEFLATED, -15, 8, strategy)
         last = i == len(starts) - 1

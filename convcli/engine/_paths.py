@@ -212,7 +212,9 @@ def gemm_band(buf, out, mats, kw, stride, dilation, col_tile, scratch) -> None: 
     b2 = buf.reshape(rows_in, cols_in * c)
     # kernel columns by the phase of the input columns they read
     phases = [[j for j in range(kw) if (j * dw) % sw == ph] for ph in range(sw)]
-    by_column = [(a_q.reshape(kw, q, -1), a_rem.reshape(kw, n - nb * q, -1) if a_rem is not None else None)]
+    # the Toeplitz rows by kernel column, so a phase takes only its own columns' rows
+    a_q3 = a_q.reshape(kw, q, -1)
+    a_rem3 = a_rem.reshape(kw, n - nb * q, -1) if a_rem is not None else None
 
     def rows_of(a3: np.ndarray, js: list[int]) -> np.ndarray:
         return a3.reshape(kw * a3.shape[1], -1) if len(js) == kw else a3[js].reshape(len(js) * a3.shape[1], -1)
@@ -251,13 +253,13 @@ def gemm_band(buf, out, mats, kw, stride, dilation, col_tile, scratch) -> None: 
                     src, (nb, a_q.shape[1], wph * c), (q * sh * rs, rs, es), writeable=False
                 )
                 v = scratch("gemm_v", (nb, len(js) * q, wph * c))
-                np.matmul(rows_of(by_column[0][0], js), view, out=v)
+                np.matmul(rows_of(a_q3, js), view, out=v)
                 pieces.append((v.reshape(nb, len(js), q, wph, c), out[: nb * q, x0 : x0 + wt].reshape(nb, q, wt, c)))
             if a_rem is not None:
                 rem = n - nb * q
                 r0 = nb * q * sh
                 v = scratch("gemm_r", (len(js) * rem, wph * c))
-                np.matmul(rows_of(by_column[0][1], js), src[r0 : r0 + a_rem.shape[1]], out=v)
+                np.matmul(rows_of(a_rem3, js), src[r0 : r0 + a_rem.shape[1]], out=v)
                 pieces.append((v.reshape(1, len(js), rem, wph, c), out[nb * q :, x0 : x0 + wt].reshape(1, rem, wt, c)))
             for v5, acc in pieces:
                 for t, j in enumerate(js):
