@@ -628,11 +628,16 @@ def test_every_path_keeps_nan_inside_its_window(rng, path, border):
 
 
 @pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (4, np.float64), (1, np.float32)])
-@pytest.mark.parametrize("stride,dilation", [((2, 2), (1, 1)), ((1, 3), (1, 2)), ((3, 2), (2, 1))])
-def test_gemm_path_with_strides_on_colour_images(rng, channels, dtype, stride, dilation):
-    # strided columns go through the polyphase regrouping (whole pixels copied at once)
-    from convcli.engine import plan_geometry
+@pytest.mark.parametrize("stride,dilation", [((2, 2), (1, 1)), ((1, 3), (1, 2)), ((3, 2), (2, 1)), ((2, 4), (1, 2)),
+                                             ((1, 2), (2, 2)), ((2, 2), (1, 3)), ((1, 1), (1, 2))])
+@pytest.mark.parametrize("tile_bytes", [None, 2000])
+def test_gemm_path_with_strides_on_colour_images(rng, monkeypatch, channels, dtype, stride, dilation, tile_bytes):
+    # strided columns go through the regrouping into one plane per (phase, channel); the
+    # shifted terms are summed through one strided view; small tiles split the width
+    from convcli.engine import _plan, plan_geometry
 
+    if tile_bytes:
+        monkeypatch.setattr(_plan, "GEMM_TILE_BYTES", tile_bytes)
     image = (rng.random((40, 57, channels)) * 200).astype(dtype)
     kernel = rng.standard_normal((5, 7))
     ours = correlate(image, kernel, stride=stride, dilation=dilation, border="reflect101", engine="gemm", threads=2)

@@ -9,6 +9,7 @@ that is then subsampled (the FFT path excepted; the planner knows).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -193,83 +194,96 @@ def toeplitz(kernel: np.ndarray, n: int, rows_in: int, sh: int, dh: int, dtype) 
 
 
 def gemm_band(buf, out, mats, kw, stride, dilation, col_tile, scratch) -> None:  # noqa: ANN001
-    """Vertical sums for all kernel columns by banded matrix products, then ``kw`` shifted
-    adds; the width is processed in tiles of ``col_tile`` outputs.
+    """Vertical sums for all kernel columns by banded matrix products, then their shifted
+    sum; the width is processed in tiles of ``col_tile`` outputs.
 
     ``mats`` is ``(q, a_q, a_rem)``: the band's output rows go ``q`` at a time through
     ``a_q = toeplitz(kernel, q, ...)`` (one batched call over the sub-bands; a thin matrix
     wastes few multiplications on its zeros), the ``n % q`` left over through ``a_rem``.
-    With a column stride, the columns are regrouped by phase (position modulo the stride)
-    and each kernel column's sums are computed on its own phase only: the others would
-    never be read.
+
+    The products land in one buffer laid out so that the ``kw`` shifted terms of the
+    output are a single strided view (kernel column ``j``'s block shifted by its column
+    offset), added by one ``np.add.reduce`` call instead of ``kw`` adds.
+
+    With a column stride the band is first regrouped into planes, one per (phase, channel):
+    plane ``p*C + c`` holds channel ``c`` of the columns at positions ``p, p + s, ...``. Each
+    kernel column's sums are computed on its own phase only (the others would never be
+    read), from contiguous rows, and the planar result is interleaved into ``out`` at the
+    end. ``buf`` must then hold ``sw - 1`` columns beyond the last one read.
     """
     n, wo, c = out.shape
-    rows_in, cols_in = buf.shape[:2]
+    rows_in, cols_buf = buf.shape[:2]
     sh, sw = stride
     dh, dw = dilation
     q, a_q, a_rem = mats
     nb = n // q
-    b2 = buf.reshape(rows_in, cols_in * c)
-    # kernel columns by the phase of the input columns they read
-    phases = [[j for j in range(kw) if (j * dw) % sw == ph] for ph in range(sw)]
-    # the Toeplitz rows by kernel column, so a phase takes only its own columns' rows
-    a_q3 = a_q.reshape(kw, q, -1)
-    a_rem3 = a_rem.reshape(kw, n - nb * q, -1) if a_rem is not None else None
-
-    def rows_of(a3: np.ndarray, js: list[int]) -> np.ndarray:
-        return a3.reshape(kw * a3.shape[1], -1) if len(js) == kw else a3[js].reshape(len(js) * a3.shape[1], -1)
+    rem = n - nb * q
+    flat = buf.reshape(rows_in, cols_buf * c)
+    # kernel columns by phase: the position modulo the stride of the input columns they read;
+    # within a phase consecutive columns are ``g`` samples apart in the phase's plane
+    phases = [(ph, [j for j in range(kw) if (j * dw) % sw == ph]) for ph in range(sw)]
+    phases = sorted((p for p in phases if p[1]), key=lambda p: (p[1][0] * dw) // sw)
+    g = dw // math.gcd(dw, sw)
+    unit = c if sw == 1 else 1  # elements per output column in a row of products
+    groups = [(nb, q, 0, 0, a_q)] if nb else []
+    if rem:
+        groups.append((1, rem, nb * q * sh, nb * q, a_rem))
 
     for x0 in range(0, wo, col_tile):
         wt = min(col_tile, wo - x0)
         c0 = x0 * sw
         span = (wt - 1) * sw + (kw - 1) * dw + 1
         if sw > 1:
-            # polyphase: columns regrouped by position modulo the stride, so that the samples
-            # each kernel column needs sit side by side (long inner loops in the adds below)
             wph = -(-span // sw)
-            phased = scratch("gemm_p", (rows_in, sw, wph, c))
-            src3 = buf[:, c0 : c0 + span]
-            # copied as whole pixels (one C-byte item each): numpy's loops over 3 floats are slow
-            pixel = np.dtype((np.void, c * buf.itemsize))
-            whole, parts = phased.view(pixel)[..., 0], src3.view(pixel)[..., 0]
-            for ph in range(sw):
-                if phases[ph]:
-                    count = len(range(ph, span, sw))
-                    np.copyto(whole[:, ph, :count], parts[:, ph::sw])
-                    phased[:, ph, count:] = 0
-            srcs = [phased[:, ph].reshape(rows_in, wph * c) for ph in range(sw)]
+            planes = scratch("gemm_p", (rows_in, sw * c, wph))
+            np.copyto(planes, flat[:, c0 * c : (c0 + wph * sw) * c].reshape(rows_in, wph, sw * c).transpose(0, 2, 1))
+            row = c * wph  # one phase's C planes side by side
+
+            def source(ph: int) -> np.ndarray:
+                return planes[:, ph * c : ph * c + c].reshape(rows_in, row)
+
+            acc = scratch("gemm_acc", (n, c, wt))
         else:
-            wph = span
-            srcs = [b2[:, c0 * c : (c0 + span) * c]]
-        started = False
-        for ph, js in enumerate(phases):
-            if not js:
-                continue
-            src = srcs[ph]
-            pieces = []
-            if nb:
+            row = span * c
+            src1 = flat[:, c0 * c : c0 * c + row]
+
+            def source(ph: int) -> np.ndarray:
+                return src1
+
+            acc = out[:, x0 : x0 + wt].reshape(n, wt * c)
+        for count, qq, r0, y0, a in groups:
+            a3 = a.reshape(kw, qq, -1)
+            rin = a3.shape[2]
+            block = qq * row  # one kernel column's products for one sub-band
+            step = block + g * unit  # from one column's block to the next one's shifted start
+            first = max((js[0] * dw) // sw for _, js in phases) * unit
+            bases, t = [], 0
+            for _, js in phases:
+                bases.append(first + t * step - (js[0] * dw) // sw * unit)
+                t += len(js)
+            item = max(bases[-1] + len(phases[-1][1]) * block, first + (kw - 1) * step + block)
+            prods = scratch("gemm_v", (count * item,))
+            e = prods.itemsize
+            for (ph, js), base in zip(phases, bases):
+                src = source(ph)
                 rs, es = src.strides
-                view = np.lib.stride_tricks.as_strided(
-                    src, (nb, a_q.shape[1], wph * c), (q * sh * rs, rs, es), writeable=False
+                view = np.lib.stride_tricks.as_strided(src[r0:], (count, rin, row), (qq * sh * rs, rs, es), writeable=False)
+                dst = np.lib.stride_tricks.as_strided(prods[base:], (count, len(js) * qq, row), (item * e, row * e, e))
+                np.matmul(a3.reshape(kw * qq, rin) if len(js) == kw else a3[js].reshape(len(js) * qq, rin), view, out=dst)
+            if sw > 1:
+                terms = np.lib.stride_tricks.as_strided(
+                    prods[first:], (kw, count, qq, c, wt), (step * e, item * e, row * e, wph * e, e), writeable=False
                 )
-                v = scratch("gemm_v", (nb, len(js) * q, wph * c))
-                np.matmul(rows_of(a_q3, js), view, out=v)
-                pieces.append((v.reshape(nb, len(js), q, wph, c), out[: nb * q, x0 : x0 + wt].reshape(nb, q, wt, c)))
-            if a_rem is not None:
-                rem = n - nb * q
-                r0 = nb * q * sh
-                v = scratch("gemm_r", (len(js) * rem, wph * c))
-                np.matmul(rows_of(a_rem3, js), src[r0 : r0 + a_rem.shape[1]], out=v)
-                pieces.append((v.reshape(1, len(js), rem, wph, c), out[nb * q :, x0 : x0 + wt].reshape(1, rem, wt, c)))
-            for v5, acc in pieces:
-                for t, j in enumerate(js):
-                    o = (j * dw) // sw  # column j * dw + x * sw is index o + x of its phase
-                    part = v5[:, t, :, o : o + wt]
-                    if not started and t == 0:
-                        np.copyto(acc, part)
-                    else:
-                        np.add(acc, part, out=acc)
-            started = True
+                np.add.reduce(terms, axis=0, out=acc[y0 : y0 + count * qq].reshape(count, qq, c, wt))
+            else:
+                terms = np.lib.stride_tricks.as_strided(
+                    prods[first:], (kw, count, qq, wt * c), (step * e, item * e, row * e, e), writeable=False
+                )
+                np.add.reduce(terms, axis=0, out=acc[y0 : y0 + count * qq].reshape(count, qq, wt * c))
+        if sw > 1:
+            dst = out[:, x0 : x0 + wt]
+            for ch in range(c):
+                np.copyto(dst[:, :, ch], acc[:, ch])
 
 
 def fft_tile(buf, out, spectrum, fft_shape, k_eff, stride, workers: int = 1) -> None:  # noqa: ANN001

@@ -18,10 +18,15 @@ from ..errors import ParameterError
 ENGINES = ("auto", "direct", "separable", "separable-gemm", "gemm", "fft")
 
 # Measured constants (ns). ELEMENT: one float32 add or multiply of a cache-resident band,
-# per element. FLOP: one multiply-add inside a BLAS sgemm on band-sized matrices.
+# per element.
 # FFT: forward + inverse real FFT work, per element of the transform, per log2(size).
 _ELEMENT_NS = 0.45
-_FLOP_NS = 0.035
+# GEMM path, per output sample: a fixed part (the strided sum of the partial sums, writing
+# the output) and one multiply-add of the products (more with a row stride: the product
+# reads its rows sparsely); with a column stride, regrouping per input sample
+_GEMM_OUT_NS = 4.0
+_MAC_NS = 0.042
+_REGROUP_NS = 2.5
 _FFT_NS = 1.2
 _FILL_NS = 0.6
 # separable-gemm: the transposed copy of the result, in element operations
@@ -37,9 +42,18 @@ _MAX_SEPARABLE_RANK = 4
 #: no faster; two threads' buffers stay under 20 MiB
 BAND_BYTES = 3_000_000
 
-#: target size of the GEMM path's product per column tile, bytes (twice this ran 15% slower
-#: on a 4096x4096 7x7 kernel)
-GEMM_TILE_BYTES = 1_500_000
+#: the GEMM path: output rows per band, and the size of its products per column tile,
+#: bytes. Measured on 1024x1024 and 4096x4096 RGB with 7x7 and 15x15 kernels at stride 1
+#: and 2: 64 rows and 6 MB beat 16 or 32 rows with 1.5 MB by 1.3-1.9x on two threads (each
+#: band's few NumPy calls are large, so the threads rarely wait for each other's
+#: interpreter lock); 96 rows, or 12 MB, were slower again
+GEMM_ROWS = 64
+GEMM_TILE_BYTES = 6_000_000
+
+#: output rows per product in the GEMM path: 1, so the matrix is the kernel itself (no
+#: Toeplitz zeros). Measured at 1024x1024 and 4096x4096, 3x3 to 25x25: 1 and 2 tie and beat
+#: 4 (up to 1.2x), 8 and 16 (up to 1.5x)
+GEMM_SUB_ROWS = 1
 
 #: the separable-GEMM path: output rows per band and output columns per horizontal tile
 #: (measured on 4096-wide RGB: 16 rows beat 8, 24 and 32; 8 columns beat 2, 4, 16 and 32)
@@ -57,13 +71,6 @@ def band_rows(row_bytes: int, keh: int, sh: int) -> int:
     """Output rows per band of the direct and separable paths: about BAND_BYTES of input,
     and at least as many rows as the kernel is tall, so the halo never dominates."""
     return max(8, keh, (BAND_BYTES // max(row_bytes, 1) - keh) // sh + 1)
-
-
-def gemm_rows(sw: int) -> int:
-    """Output rows per band of the GEMM path: 16, more with a column stride (each row is
-    narrower), so a band's Python calls cover as many outputs (1024x1024 7x7 stride 2: 32
-    rows ran 15% faster than 16)."""
-    return 16 * sw
 
 
 def gemm_tile(wo: int, kw: int, kew: int, n: int, channels: int, sw: int, itemsize: int) -> int:
@@ -256,11 +263,13 @@ def estimate(
         vert = (2.2 + 0.1 * keh) * sh * cols_in / max(wo, 1)
         horiz = (1.5 + 0.06 * kew) * sw
         est["separable-gemm"] = (_ELEMENT_NS * n_out * info.rank * (vert + horiz + _TRANSPOSE)) / 1e6
-    n_band = 16
-    rows_in = (n_band - 1) * sh + keh
-    flops = kw * rows_in * sw / n_band  # per output sample: GEMM work incl. Toeplitz zeros
-    # the GEMM writes kw partial sums per sample across the input width, then adds them
-    est["gemm"] = (fill + n_out * (_FLOP_NS * flops + _ELEMENT_NS * 4.5 * kw * sw)) / 1e6
+    q = GEMM_SUB_ROWS
+    macs = kw * ((q - 1) * sh + keh) / q  # per output sample, Toeplitz zeros included
+    # products on each kernel column's own phase of columns, one strided sum of the kw
+    # partial sums, and with a column stride the band regrouped into planes and back
+    regroup = _REGROUP_NS * ho * sh * cols_in * channels if sw > 1 else 0.0
+    mac_ns = _MAC_NS * (1 + 0.6 * (sh - 1))
+    est["gemm"] = (fill + regroup + n_out * (_GEMM_OUT_NS + mac_ns * macs)) / 1e6
     tile = fft_tile_shape(out_shape, (keh, kew), stride)
     f_h, f_w = tile[2]
     t_h, t_w = tile[0]
@@ -276,7 +285,7 @@ def estimate(
     if "separable" in est:
         est["separable"] += bands * _BAND_MS["separable"] * rank
         est["separable-gemm"] += math.ceil(ho / SG_ROWS) * _BAND_MS["separable-gemm"] * rank
-    n = gemm_rows(sw)
+    n = GEMM_ROWS
     col_tiles = math.ceil(wo / gemm_tile(wo, kw, kew, n, channels, sw, itemsize))
     est["gemm"] += math.ceil(ho / n) * col_tiles * _BAND_MS["gemm"]
     est["fft"] += tiles * _BAND_MS["fft"]

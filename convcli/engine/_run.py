@@ -26,7 +26,17 @@ from ._paths import (
     separable_gemm_band,
     toeplitz,
 )
-from ._plan import SG_ROWS, SG_TILE, Plan, band_rows, fft_tile_shape, gemm_rows, gemm_tile, vertical_by_gemm
+from ._plan import (
+    GEMM_ROWS,
+    GEMM_SUB_ROWS,
+    SG_ROWS,
+    SG_TILE,
+    Plan,
+    band_rows,
+    fft_tile_shape,
+    gemm_tile,
+    vertical_by_gemm,
+)
 
 def sub_rows(k_eff: int) -> int:
     """Outputs per banded product in a vertical pass. OpenBLAS runs some thin shapes much
@@ -135,7 +145,7 @@ def run_plan(
 
     row_bytes = cols_in * channels * dtype.itemsize
     if plan.path == "gemm":
-        n = gemm_rows(sw)
+        n = GEMM_ROWS
         if not blas_is_single_threaded():
             threads = 1  # BLAS runs its own threads; two levels of threads stall OpenBLAS
     else:
@@ -193,7 +203,7 @@ def run_plan(
         wt = gemm_tile(wo, kw, kew, n, channels, sw, dtype.itemsize)
         gemm_mats = {}
         for m in {u1 - u0 for u0, u1 in bands}:
-            q = min(sub_rows(keh), m)
+            q = min(GEMM_SUB_ROWS, m)
             rem = m % q
             gemm_mats[m] = (
                 q,
@@ -221,7 +231,9 @@ def run_plan(
             separable_band(rows, dst, components, stride, dilation, scratch_v,
                            cols=slice(c_lo + left, c_hi + left), pad_columns=pad_columns, vertical=vertical)
             return
-        buf = _scratch("band", (rows_in, cols_in, channels), dtype)
+        # the GEMM path regroups columns by phase in whole strides: up to sw - 1 columns more
+        extra = sw - 1 if plan.path == "gemm" else 0
+        buf = _scratch("band", (rows_in, cols_in + extra, channels), dtype)
         fill_region(buf, x, u0 * sh - top, -left, border)
         dst = out[u0:u1]
         if plan.path == "direct":
