@@ -371,9 +371,9 @@ def test_the_planner_picks_sensible_paths():
     assert plan((4096, 4096, 3), np.ones((15, 15))).path.startswith("separable")
     # many taps per pass: both passes as banded products
     assert plan((4096, 4096, 3), np.outer(*[np.hanning(17)] * 2)).path == "separable-gemm"
-    # on a small image the fixed cost of 64 thin bands outweighs the faster passes
+    # a 5-tap horizontal pass as one einsum beats the transposes of banded products
     g5 = reg.get("gaussian-blur-5").weights
-    assert plan((4096, 4096, 3), g5).path == "separable-gemm"
+    assert plan((4096, 4096, 3), g5).path == "separable"
     assert plan((1024, 1024, 3), g5).path == "separable"
     narrow = plan((2048, 8, 3), g5, engine="separable-gemm").estimates
     assert narrow["separable-gemm"] > 128 * 0.08 > narrow["separable"]
@@ -536,6 +536,53 @@ def test_banded_product_is_a_1d_correlation_down_the_rows(rng, transposed, step,
     banded_product(mats, src, dst, step, transposed=transposed)
     np.testing.assert_allclose(dst.T if transposed else dst, expected, rtol=1e-12, atol=1e-12)
     assert np.isnan(wide[:3]).all() if transposed else np.isnan(wide[:, :3]).all()  # nothing written outside
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dilation", [1, 3])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_shifted_sum_is_a_1d_correlation_along_the_rows(rng, dtype, dilation, channels):
+    from convcli.engine._paths import shifted_sum
+
+    taps = rng.standard_normal(5)
+    wo = 23
+    src = rng.standard_normal((6, wo + 4 * dilation + 2, channels)).astype(dtype)
+    expected = sum(taps[j] * src[:, j * dilation : j * dilation + wo].astype(float) for j in range(5))
+    dst = np.full((6, wo, channels), np.nan, dtype)
+    assert shifted_sum(src, dst, taps, dilation)
+    np.testing.assert_allclose(dst, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    # arrays that do not allow the strided view are left to the caller
+    assert not shifted_sum(src.astype(np.float16), dst, taps, dilation)
+    assert not shifted_sum(src, np.empty((6, wo + 2, channels), dtype)[:, 1:-1], taps, dilation)
+
+
+def test_the_horizontal_pass_runs_as_one_einsum_only_where_it_pays():
+    from convcli.engine._plan import einsum_row
+
+    g5 = np.array([1.0, 3.45, 5.22, 3.45, 1.0])
+    assert einsum_row(g5, 1, 1)
+    assert einsum_row(np.hanning(17)[1:-1], 1, 1)
+    assert not einsum_row(g5, 1, 2)  # a column stride: shifted adds on the kept columns only
+    assert not einsum_row(np.array([-1.0, 0.0, 1.0]), 1, 1)  # one subtraction is cheaper
+    assert not einsum_row(np.array([1.0, 2, 0, -2, -1]), 1, 1)  # 0 x NaN would leak a NaN
+    assert not einsum_row(np.ones(31), 1, 1)  # a box: sums by doubling
+
+
+@pytest.mark.parametrize("path", ["separable", "separable-gemm"])
+def test_a_nan_stays_in_its_window_through_a_gaussian(rng, path):
+    """The Gaussian's horizontal pass multiplies every tap (one einsum): a NaN reaches the
+    outputs whose window holds it, no more."""
+    image = rng.random((130, 300, 3)).astype(np.float32)
+    image[60, 100, 1] = np.nan
+    image[3, 299, 0] = np.inf
+    k = builtin_registry().get("gaussian-blur-5").weights
+    want = correlate(image, k, engine="direct", threads=1)
+    out = correlate(image, k, engine=path, threads=2)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(want))
+    assert np.isnan(out).sum() == 25 and np.isinf(out).sum() == 5 * 3
+    ok = np.isfinite(want)
+    assert_close(out[ok], want[ok])
 
 
 @pytest.mark.parametrize("border", BORDERS)

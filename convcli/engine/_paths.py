@@ -139,12 +139,15 @@ def box_pass(src, dst, axis: int, k: int, step: int, weight: float, scratch) -> 
         np.multiply(dst, dt.type(weight), out=dst)
 
 
-def _one_d(src, dst, axis, groups, step, dilation, tmp, scratch) -> None:  # noqa: ANN001
-    """One 1-D pass along ``axis`` (0 vertical, 1 horizontal) into ``dst``."""
+def _one_d(src, dst, axis, groups, step, dilation, tmp, scratch, weights=None) -> None:  # noqa: ANN001
+    """One 1-D pass along ``axis`` (0 vertical, 1 horizontal) into ``dst``; ``weights``, when
+    given, are the taps of a horizontal pass to run as one :func:`shifted_sum`."""
     k = box_length(groups) if dilation == 1 else 0
     if k:
         absw, members = groups[0]
         box_pass(src, dst, axis, k, step, absw * members[0][1], lambda name: scratch((name, src.shape)))
+        return
+    if weights is not None and axis == 1 and step == 1 and shifted_sum(src, dst, weights, dilation):
         return
     span = (dst.shape[axis] - 1) * step + 1
     if axis == 0:
@@ -153,34 +156,59 @@ def _one_d(src, dst, axis, groups, step, dilation, tmp, scratch) -> None:  # noq
         accumulate(dst, lambda j: src[:, j * dilation : j * dilation + span : step], groups, tmp)
 
 
+def shifted_sum(src: np.ndarray, dst: np.ndarray, weights: np.ndarray, dilation: int) -> bool:
+    """A horizontal pass at stride 1 as one ``np.einsum`` over a strided view of ``src``.
+
+    ``dst[y, x, c] = sum_j weights[j] src[y, x + j*dilation, c]``: the view has one axis per
+    tap, so NumPy runs each row through every tap in turn (multiply-adds on a row still in
+    cache) in a single call. The planner decides when this pays (``_plan.einsum_row``); it
+    never has a zero tap between others, which would multiply its sample (0 x NaN is NaN,
+    where :func:`accumulate` skips the tap). Returns False, doing nothing, when the arrays
+    do not allow the view.
+    """
+    rows, wo, c = dst.shape
+    e = src.itemsize
+    if src.dtype != dst.dtype or src.strides[1:] != (c * e, e) or not dst.flags.c_contiguous:
+        return False
+    k = len(weights)
+    view = np.lib.stride_tricks.as_strided(src, (rows, k, wo * c), (src.strides[0], dilation * c * e, e), writeable=False)
+    np.einsum("k,rkn->rn", weights.astype(dst.dtype, copy=False), view, out=dst.reshape(rows, wo * c))
+    return True
+
+
 def separable_band(rows, out, components, stride, dilation, scratch, cols=None, pad_columns=None,
-                   vertical=None) -> None:  # noqa: ANN001
+                   vertical=None) -> bool:  # noqa: ANN001
     """Sum over rank-1 components of a vertical 1-D pass then a horizontal 1-D pass.
 
     ``rows`` is the band's input rows (padded buffer, or the image itself when the band
     needs no row padding); the vertical pass writes columns ``cols`` (a slice) of the
     ``vert`` scratch buffer and ``pad_columns(vert, component)`` completes the padded
-    columns. ``components`` is a list of ``(col_groups, row_groups)``; ``scratch`` gives
+    columns. ``components`` is a list of ``(col_groups, row_groups, row_weights)``, the last
+    None or the taps for :func:`shifted_sum`; ``scratch`` gives
     ``vert`` and ``tmpv`` (n, cols_in, C), ``tmph`` and ``part`` like ``out``.
     ``vertical``, when given, is a list (one per component) of callables ``(dst)`` that do
-    the vertical pass themselves (as a banded matrix product), or None to add shifted rows.
+    the vertical pass themselves (as a banded matrix product), or None to add shifted rows;
+    they return False when the product met NaN or infinity, and then so does this function,
+    at once, leaving ``out`` unfinished (to be computed again by shifted adds).
     """
     sh, sw = stride
     dh, dw = dilation
     vert, tmpv, tmph = scratch("vert"), scratch("tmpv"), scratch("tmph")
     inner = slice(None) if cols is None else cols
 
-    for r, (col_groups, row_groups) in enumerate(components):
+    for r, (col_groups, row_groups, row_weights) in enumerate(components):
         if vertical is not None and vertical[r] is not None:
-            vertical[r](vert[:, inner])
+            if not vertical[r](vert[:, inner]):
+                return False
         else:
             _one_d(rows, vert[:, inner], 0, col_groups, sh, dh, tmpv[:, inner], scratch)
         if pad_columns is not None:
             pad_columns(vert, r)
         target = out if r == 0 else scratch("part")
-        _one_d(vert, target, 1, row_groups, sw, dw, tmph, scratch)
+        _one_d(vert, target, 1, row_groups, sw, dw, tmph, scratch, row_weights)
         if r:
             np.add(out, target, out=out)
+    return True
 
 
 def toeplitz(kernel: np.ndarray, n: int, rows_in: int, sh: int, dh: int, dtype) -> np.ndarray:  # noqa: ANN001

@@ -33,6 +33,7 @@ from ._plan import (
     SG_TILE,
     Plan,
     band_rows,
+    einsum_row,
     fft_tile_shape,
     gemm_tile,
     vertical_by_gemm,
@@ -73,16 +74,13 @@ def blas_is_single_threaded() -> bool:
 
 
 def finite(a: np.ndarray) -> bool:
-    """True unless float samples hold NaN or infinity: one sum over a band already in cache
-    (a sum that overflows on finite values counts as not finite, which only costs speed).
-
-    A band that is not finite is computed by shifted adds on every path, so that a NaN stays
-    inside the outputs whose window holds it: in a matrix product or an FFT, ``0 x NaN``
-    would spread it along the band or over the tile.
-    """
+    """True unless float samples hold NaN or infinity: one sum (a sum that overflows on
+    finite values counts as not finite, which only costs speed)."""
     if a.dtype.kind != "f":
         return True
-    if a.ndim > 1 and a.flags.c_contiguous and blas_is_single_threaded():
+    if a.ndim > 1 and blas_is_single_threaded() and (
+        a.flags.c_contiguous or (a.ndim == 2 and a.strides[1] == a.itemsize and a.strides[0] >= a.nbytes // len(a))
+    ):
         # a matrix-vector product with ones: BLAS sums four times faster than np.sum
         rows = a.reshape(a.shape[0], -1)
         ones = _ONES.get((rows.shape[1], a.dtype.str))
@@ -92,6 +90,20 @@ def finite(a: np.ndarray) -> bool:
             ones = _ONES[(rows.shape[1], a.dtype.str)] = np.ones(rows.shape[1], a.dtype)
         return bool(np.isfinite(np.sum(rows @ ones)))
     return bool(np.isfinite(np.sum(a)))
+
+
+def output_check(x: np.ndarray):  # noqa: ANN201
+    """The test a band's (or tile's) output must pass to be kept, for input ``x``.
+
+    The matrix-product and FFT paths assume finite input: there ``0 x NaN`` would spread a
+    NaN (or an infinity's ``inf - inf``) along the band or over the tile. A NaN or infinity
+    in the input always reaches the output, so the output, still in cache, is checked; one
+    that is not finite is computed again by shifted adds, which keep a NaN inside the
+    outputs whose window holds it. Integer input cannot hold either: no check.
+    """
+    if x.dtype.kind != "f":
+        return lambda dst: True
+    return finite
 
 
 #: vectors of ones by (length, dtype), for :func:`finite`
@@ -135,6 +147,7 @@ def run_plan(
     top, left = pads[0][0], pads[1][0]
     cols_in = (wo - 1) * sw + kew
     threads = plan.threads
+    finite_output = output_check(x)
 
     if plan.path == "fft":
         _run_fft(x, kernel, out, top, left, stride, (keh, kew), dilation, border, threads)
@@ -158,7 +171,8 @@ def run_plan(
         info = plan.kernel
         factors = info.factors if info is not None and info.factors else ()
         components = [
-            (group_taps(list(enumerate(col.astype(dtype)))), group_taps(list(enumerate(row.astype(dtype)))))
+            (group_taps(list(enumerate(col.astype(dtype)))), group_taps(list(enumerate(row.astype(dtype)))),
+             row.astype(dtype) if einsum_row(row, dw, sw) else None)
             for col, row in factors
         ]
         colsums = [float(col.astype(dtype).sum()) for col, _ in factors]
@@ -190,10 +204,13 @@ def run_plan(
                 if a is None:
                     return None
 
-                def run(dst: np.ndarray) -> None:  # dst: (m, cols, C), rows contiguous
+                def run(dst: np.ndarray) -> bool:  # dst: (m, cols, C), rows contiguous
                     flat = dst.view()
                     flat.shape = (m, -1)  # raises rather than copy: the product must land in dst
                     banded_product(a, rows2d, flat, sh)
+                    # every output of a sub-band of q reads all its input rows (0 x NaN is
+                    # NaN): a NaN or infinity in the band shows in the sub-bands' first rows
+                    return finite_output(flat[:: a[0]])
 
                 return run
 
@@ -225,11 +242,13 @@ def run_plan(
 
             rows = x[row0 : row0 + rows_in, c_lo:c_hi]
             vertical = None
-            if vert_mats and finite(rows):
+            if vert_mats:
                 rows, rows2d = _band_rows(x, row0, rows_in, c_lo, c_hi, dtype)
                 vertical = verticals(m, rows2d)
-            separable_band(rows, dst, components, stride, dilation, scratch_v,
-                           cols=slice(c_lo + left, c_hi + left), pad_columns=pad_columns, vertical=vertical)
+            for attempt in (vertical, None) if vertical else (None,):
+                if separable_band(rows, dst, components, stride, dilation, scratch_v, cols=slice(c_lo + left, c_hi + left),
+                                  pad_columns=pad_columns, vertical=attempt):
+                    break
             return
         # the GEMM path regroups columns by phase in whole strides: up to sw - 1 columns more
         extra = sw - 1 if plan.path == "gemm" else 0
@@ -243,12 +262,13 @@ def run_plan(
             def scratch(name):  # noqa: ANN001, ANN202
                 return _separable_scratch(name, m, cols_in, channels, dst.shape, dtype)
 
-            vertical = verticals(m, buf.reshape(rows_in, -1)) if vert_mats and finite(buf) else None
-            separable_band(buf, dst, components, stride, dilation, scratch, vertical=vertical)
-        elif not finite(buf):
-            direct_band(buf, dst, groups, stride, dilation, _scratch("tmp", dst.shape, dtype))
+            vertical = verticals(m, buf.reshape(rows_in, -1)) if vert_mats else None
+            if not separable_band(buf, dst, components, stride, dilation, scratch, vertical=vertical):
+                separable_band(buf, dst, components, stride, dilation, scratch)
         else:
             gemm_band(buf, dst, gemm_mats[m], kw, stride, dilation, wt, lambda name, shape: _scratch(name, shape, dtype))
+            if not finite_output(dst):
+                direct_band(buf, dst, groups, stride, dilation, _scratch("tmp", dst.shape, dtype))
 
     _map(work, bands, threads)
 
@@ -276,6 +296,7 @@ def _run_fft(x, kernel, out, top, left, stride, k_eff, dilation, border, threads
     sh, sw = stride
     tiles = [(u0, v0) for u0 in range(0, ho, th) for v0 in range(0, wo, tw)]
     groups = group_taps([((i, j), w) for (i, j), w in np.ndenumerate(kernel)])
+    finite_output = output_check(x)
 
     def work(tile: tuple[int, int]) -> None:
         u0, v0 = tile
@@ -285,9 +306,8 @@ def _run_fft(x, kernel, out, top, left, stride, k_eff, dilation, border, threads
         buf = _scratch("fft_in", (rows_in, cols_in, channels), dtype)
         fill_region(buf, x, u0 * sh - top, v0 * sw - left, border)
         dst = out[u0:u1, v0:v1]
-        if finite(buf):
-            fft_tile(buf, dst, spectrum, fft_shape, k_eff, stride)
-        else:
+        fft_tile(buf, dst, spectrum, fft_shape, k_eff, stride)
+        if not finite_output(dst):
             direct_band(buf, dst, groups, stride, dilation, _scratch("tmp", dst.shape, dtype))
 
     _map(work, tiles, threads)
@@ -366,7 +386,8 @@ def _run_separable_gemm(x, plan, out, top, left, stride, dilation, border, threa
         return _scratch(name, shape, dtype)
 
     # bands holding NaN or infinity: the same passes as shifted adds
-    components = [(group_taps(list(enumerate(c))), group_taps(list(enumerate(r)))) for c, r in zip(cols, rows)]
+    components = [(group_taps(list(enumerate(c))), group_taps(list(enumerate(r))), None) for c, r in zip(cols, rows)]
+    finite_output = output_check(x)
 
     def work(band: tuple[int, int]) -> None:
         u0, u1 = band
@@ -374,26 +395,24 @@ def _run_separable_gemm(x, plan, out, top, left, stride, dilation, border, threa
         rows_in = (m - 1) * sh + keh
         row0 = u0 * sh - top
         dst = out[u0:u1]
-        if reads_inside and row0 >= 0 and row0 + rows_in <= height:
-            if not finite(x[row0 : row0 + rows_in, c_lo:c_hi]):
-                buf = _scratch("band", (rows_in, cols_in, channels), dtype)
-                fill_region(buf, x, row0, -left, border)
-                src = None
-            else:
-                src = _band_rows(x, row0, rows_in, c_lo, c_hi, dtype)[1]
-                target, fill = slice(c_lo + left, c_hi + left), pad_rows
+        inside = reads_inside and row0 >= 0 and row0 + rows_in <= height
+        if inside:
+            src = _band_rows(x, row0, rows_in, c_lo, c_hi, dtype)[1]
+            target, fill = slice(c_lo + left, c_hi + left), pad_rows
         else:
             buf = _scratch("band", (rows_in, cols_in, channels), dtype)
             fill_region(buf, x, row0, -left, border)
-            src = buf.reshape(rows_in, -1) if finite(buf) else None
+            src = buf.reshape(rows_in, -1)
             target, fill = slice(0, cols_in), no_pad
-        if src is None:
-            separable_band(buf, dst, components, stride, dilation,
-                           lambda name: _separable_scratch(name, m, cols_in, channels, dst.shape, dtype))
-            return
         vt = _scratch("sg_vt", (vt_rows, channels * m), dtype)
         if vt_rows > cols_in:
-            vt[cols_in:] = 0  # read by the last tile; never garbage (0 x NaN would leak)
+            vt[cols_in:] = 0  # read by the last tile: never garbage
         separable_gemm_band(src, vt, dst, vert[m], horiz, target, fill, tile, stride, scratch)
+        if not finite_output(dst):
+            if inside:
+                buf = _scratch("band", (rows_in, cols_in, channels), dtype)
+                fill_region(buf, x, row0, -left, border)
+            separable_band(buf, dst, components, stride, dilation,
+                           lambda name: _separable_scratch(name, m, cols_in, channels, dst.shape, dtype))
 
     _map(work, bands, threads)
