@@ -247,7 +247,7 @@ def test_compress_level_changes_the_size_never_the_pixels(cli, tmp_path, source)
 
 def test_compress_level_out_of_range_or_off_png(cli, tmp_path):
     code, _, err = cli("apply", SAMPLES / "camera.png", "-k", "identity", "--compress-level", "10", "-o", "x.png")
-    assert code == 2 and "--compress-level" in err and "less than or equal to 9" in err
+    assert code == 2 and "--compress-level" in err and "10" in err and "9" in err
     assert not (tmp_path / "x.png").exists()
     code, out, _ = cli("apply", SAMPLES / "camera.png", "-k", "identity", "--compress-level", "9", "-o", "x.jpg",
                        "--json")
