@@ -396,7 +396,8 @@ def choose(
     elif best == "direct":
         why = f"{info.nonzero} non-zero taps in {info.groups} weight group(s)"
     elif best == "gemm":
-        why = f"dense {info.weights.shape[0]}x{info.weights.shape[1]} kernel of rank {info.rank}: Toeplitz GEMM per band"
+        kh, kw = info.weights.shape
+        why = f"dense {kh}x{kw} kernel of rank {info.rank}: one matrix product per band, shifted sums"
     else:
         why = f"large dense {info.weights.shape[0]}x{info.weights.shape[1]} kernel: tiled FFT (overlap-save)"
     return Plan(best, why, est, threads, info)

@@ -78,11 +78,10 @@ def finite(a: np.ndarray) -> bool:
     finite values counts as not finite, which only costs speed)."""
     if a.dtype.kind != "f":
         return True
-    if a.ndim > 1 and blas_is_single_threaded() and (
-        a.flags.c_contiguous or (a.ndim == 2 and a.strides[1] == a.itemsize and a.strides[0] >= a.nbytes // len(a))
-    ):
-        # a matrix-vector product with ones: BLAS sums four times faster than np.sum
-        rows = a.reshape(a.shape[0], -1)
+    rows = _as_rows(a)
+    if rows is not None and blas_is_single_threaded():
+        # a matrix-vector product with ones: BLAS sums four times faster than np.sum (which
+        # also copies a strided array whole)
         ones = _ONES.get((rows.shape[1], a.dtype.str))
         if ones is None:
             if len(_ONES) > 16:
@@ -104,6 +103,18 @@ def output_check(x: np.ndarray):  # noqa: ANN201
     if x.dtype.kind != "f":
         return lambda dst: True
     return finite
+
+
+def _as_rows(a: np.ndarray) -> np.ndarray | None:
+    """``a`` as a 2-D view (first axis, the rest) with contiguous rows, or None."""
+    if a.ndim < 2 or a.size == 0:
+        return None
+    rows = a.view()
+    try:
+        rows.shape = (a.shape[0], -1)  # raises rather than copy
+    except AttributeError:
+        return None
+    return rows if rows.strides[1] == a.itemsize and rows.strides[0] >= rows.shape[1] * a.itemsize else None
 
 
 #: vectors of ones by (length, dtype), for :func:`finite`
