@@ -141,13 +141,13 @@ def box_pass(src, dst, axis: int, k: int, step: int, weight: float, scratch) -> 
 
 def _one_d(src, dst, axis, groups, step, dilation, tmp, scratch, weights=None) -> None:  # noqa: ANN001
     """One 1-D pass along ``axis`` (0 vertical, 1 horizontal) into ``dst``; ``weights``, when
-    given, are the taps of a horizontal pass to run as one :func:`shifted_sum`."""
+    given, is ``(offset, taps)`` for a horizontal pass to run as one :func:`shifted_sum`."""
     k = box_length(groups) if dilation == 1 else 0
     if k:
         absw, members = groups[0]
         box_pass(src, dst, axis, k, step, absw * members[0][1], lambda name: scratch((name, src.shape)))
         return
-    if weights is not None and axis == 1 and step == 1 and shifted_sum(src, dst, weights, dilation):
+    if weights is not None and axis == 1 and step == 1 and shifted_sum(src, dst, weights[1], dilation, weights[0]):
         return
     span = (dst.shape[axis] - 1) * step + 1
     if axis == 0:
@@ -156,10 +156,11 @@ def _one_d(src, dst, axis, groups, step, dilation, tmp, scratch, weights=None) -
         accumulate(dst, lambda j: src[:, j * dilation : j * dilation + span : step], groups, tmp)
 
 
-def shifted_sum(src: np.ndarray, dst: np.ndarray, weights: np.ndarray, dilation: int) -> bool:
+def shifted_sum(src: np.ndarray, dst: np.ndarray, weights: np.ndarray, dilation: int, offset: int = 0) -> bool:
     """A horizontal pass at stride 1 as one ``np.einsum`` over a strided view of ``src``.
 
-    ``dst[y, x, c] = sum_j weights[j] src[y, x + j*dilation, c]``: the view has one axis per
+    ``dst[y, x, c] = sum_j weights[j] src[y, x + (offset + j)*dilation, c]`` (``offset``
+    skips leading zero taps): the view has one axis per
     tap, so NumPy runs each row through every tap in turn (multiply-adds on a row still in
     cache) in a single call. The planner decides when this pays (``_plan.einsum_row``); it
     never has a zero tap between others, which would multiply its sample (0 x NaN is NaN,
@@ -171,7 +172,9 @@ def shifted_sum(src: np.ndarray, dst: np.ndarray, weights: np.ndarray, dilation:
     if src.dtype != dst.dtype or src.strides[1:] != (c * e, e) or not dst.flags.c_contiguous:
         return False
     k = len(weights)
-    view = np.lib.stride_tricks.as_strided(src, (rows, k, wo * c), (src.strides[0], dilation * c * e, e), writeable=False)
+    view = np.lib.stride_tricks.as_strided(
+        src[:, offset * dilation :], (rows, k, wo * c), (src.strides[0], dilation * c * e, e), writeable=False
+    )
     np.einsum("k,rkn->rn", weights.astype(dst.dtype, copy=False), view, out=dst.reshape(rows, wo * c))
     return True
 
@@ -184,7 +187,7 @@ def separable_band(rows, out, components, stride, dilation, scratch, cols=None, 
     needs no row padding); the vertical pass writes columns ``cols`` (a slice) of the
     ``vert`` scratch buffer and ``pad_columns(vert, component)`` completes the padded
     columns. ``components`` is a list of ``(col_groups, row_groups, row_weights)``, the last
-    None or the taps for :func:`shifted_sum`; ``scratch`` gives
+    None or ``(offset, taps)`` for :func:`shifted_sum`; ``scratch`` gives
     ``vert`` and ``tmpv`` (n, cols_in, C), ``tmph`` and ``part`` like ``out``.
     ``vertical``, when given, is a list (one per component) of callables ``(dst)`` that do
     the vertical pass themselves (as a banded matrix product), or None to add shifted rows;

@@ -57,15 +57,28 @@ GEMM_TILE_BYTES = 6_000_000
 #: 4 (up to 1.2x), 8 and 16 (up to 1.5x)
 GEMM_SUB_ROWS = 1
 
-#: the separable-GEMM path: output rows per band and output columns per horizontal tile
-#: (measured on 4096-wide RGB: 16 rows beat 8, 24 and 32; 8 columns beat 2, 4, 16 and 32)
-SG_ROWS = 16
+#: the separable-GEMM path: the size of a band's transposed vertical pass, bytes, and output
+#: columns per horizontal tile. Measured on RGB on two threads: 16 rows at 4096 wide beat 32
+#: and 64 (the transposed band leaves the cache), 64 rows at 1024 wide beat 16 by 1.8x (a
+#: quarter as many bands); 8 columns beat 2, 4, 16 and 32
+SG_BAND_BYTES = 800_000
 SG_TILE = 8
+
+
+def sg_rows(cols_in: int, channels: int, itemsize: int) -> int:
+    """Output rows per band of the separable-GEMM path: 8 to 64, about SG_BAND_BYTES."""
+    return max(8, min(64, SG_BAND_BYTES // max(cols_in * channels * itemsize, 1)))
 
 #: fixed cost of one band or tile in Python (calls, views, small matrices), ms; measured on
 #: a 2048x8 image where the arithmetic is negligible. The direct path adds a little per
 #: operation on top (``_DIRECT_OP_MS``).
 _BAND_MS = {"direct": 0.04, "separable": 0.09, "separable-gemm": 0.085, "gemm": 0.14, "fft": 0.3}
+
+#: what each thread after the first adds, as a fraction of one core: measured on two cores
+#: at 1024x1024 and 4096x4096 (speed-ups of 1.5-1.9 for direct, 1.8-2.3 separable, 1.4-2.0
+#: separable-GEMM, 1.2-1.7 GEMM, 1.8-2.1 FFT: many small calls per band wait for each
+#: other's interpreter lock). The choice ranks ``estimate / (1 + share)``, as on two threads.
+_THREAD_SHARE = {"direct": 0.7, "separable": 0.9, "separable-gemm": 0.55, "gemm": 0.5, "fft": 0.9}
 _DIRECT_OP_MS = 0.005
 
 
@@ -218,27 +231,39 @@ def _pass_ops(taps: np.ndarray, dilation: int) -> float:
     return _group_ops(taps)
 
 
+def trimmed(taps: np.ndarray) -> tuple[int, np.ndarray]:
+    """(index of the first non-zero tap, the taps from it to the last non-zero one)."""
+    nz = np.flatnonzero(taps)
+    if nz.size == 0:
+        return 0, taps[:0]
+    return int(nz[0]), taps[nz[0] : nz[-1] + 1]
+
+
 def _horizontal_ns(row: np.ndarray, dilation: int, stride: int) -> float:
     """ns per output sample of a horizontal pass: shifted adds (``_paths.accumulate``), or
-    one ``np.einsum`` over all taps when that is cheaper (see :func:`einsum_row`)."""
+    one ``np.einsum`` over the taps when that is cheaper (see :func:`einsum_row`)."""
     adds = _ELEMENT_NS * _pass_ops(row, dilation)
-    if stride != 1 or len(row) < 2 or np.any(row == 0):
+    taps = trimmed(row)[1]
+    if stride != 1 or len(taps) < 2 or np.any(taps == 0):
         return adds
-    return min(adds, _EINSUM_NS[0] + _EINSUM_NS[1] * len(row))
+    return min(adds, _EINSUM_NS[0] + _EINSUM_NS[1] * len(taps))
 
 
 def einsum_row(row: np.ndarray, dilation: int, stride: int) -> bool:
-    """True when a horizontal pass runs as one einsum (``_paths.shifted_sum``): at stride 1,
-    with no zero tap (the einsum would multiply it: 0 x NaN is NaN), when cheaper than the
-    shifted adds. A 5-tap Gaussian: about 1.6 ns per sample against 2.7."""
+    """True when a horizontal pass runs as one einsum (``_paths.shifted_sum``) over the taps
+    from the first non-zero one to the last: at stride 1, with no zero tap between (the
+    einsum would multiply it: 0 x NaN is NaN), when cheaper than the shifted adds. A 5-tap
+    Gaussian: about 1.6 ns per sample against 2.7."""
     return _horizontal_ns(row, dilation, stride) < _ELEMENT_NS * _pass_ops(row, dilation)
 
 
 def _vertical_costs(col: np.ndarray, dilation: int, stride: int) -> tuple[float, float]:
     """(shifted adds, banded products) ns per sample of a vertical pass: thin banded products
-    stream the rows about as fast as two whole-array operations, plus a little per tap."""
+    stream the rows about as fast as two whole-array operations, plus a little per tap, and
+    about 1.2 ns more beyond 17 taps, where they take 16 outputs at a time (``_run.sub_rows``)."""
     keh = dilation * (len(col) - 1) + 1
-    return _ELEMENT_NS * _pass_ops(col, dilation), _ELEMENT_NS * (1.8 + 0.05 * keh) * stride
+    product = _ELEMENT_NS * (1.8 + 0.05 * keh) + (1.2 if keh > 17 else 0.0)
+    return _ELEMENT_NS * _pass_ops(col, dilation), product * stride
 
 
 def vertical_by_gemm(col: np.ndarray, dilation: int, stride: int) -> bool:
@@ -302,7 +327,8 @@ def estimate(
     rank = max(len(info.factors), 1)
     if "separable" in est:
         est["separable"] += bands * _BAND_MS["separable"] * rank
-        est["separable-gemm"] += math.ceil(ho / SG_ROWS) * _BAND_MS["separable-gemm"] * rank
+        sg_bands = math.ceil(ho / sg_rows(cols_in, channels, itemsize))
+        est["separable-gemm"] += sg_bands * _BAND_MS["separable-gemm"] * rank
     n = GEMM_ROWS
     col_tiles = math.ceil(wo / gemm_tile(wo, kw, kew, n, channels, sw, itemsize))
     est["gemm"] += math.ceil(ho / n) * col_tiles * _BAND_MS["gemm"]
@@ -381,7 +407,9 @@ def choose(
                 f"1 to {_MAX_SEPARABLE_RANK} (use --engine auto)"
             )
         return Plan(engine, "forced with --engine", est, threads, info)
-    best = min(est, key=est.get)
+    # ranked as on two threads whatever ``threads`` is: the path, and so the numbers to the
+    # last bit, must not depend on the thread count
+    best = min(est, key=lambda p: est[p] / (1 + _THREAD_SHARE[p]))
     if best.startswith("separable") and info.rank > 1:
         # factors of rank 2 and up come from an SVD, with rounding in the last bits: an integer
         # kernel on integer pixels is exact on the direct and GEMM paths; keep that unless
