@@ -405,6 +405,17 @@ def test_the_planner_choice_does_not_depend_on_the_thread_count():
                 assert len(paths) == 1, (shape, k.shape, stride, paths)
 
 
+def test_kernel_analysis_is_reused_and_read_only():
+    from convcli.engine._plan import analyze
+
+    k = np.outer([1.0, 2, 1], [1.0, 0, -1])
+    info = analyze(k)
+    assert analyze(k.copy()) is info and analyze(k, rtol=1e-7) is not info
+    assert not info.weights.flags.writeable and not info.factors[0][0].flags.writeable
+    k[0, 0] = 5.0  # the caller's array changed: a new analysis, the old one untouched
+    assert analyze(k) is not info and info.weights[0, 0] == 1.0 and analyze(k).rank == 2
+
+
 def test_fft_sizes_match_scipy_next_fast_len():
     import scipy.fft as sfft
 
@@ -701,17 +712,26 @@ def test_every_path_keeps_nan_inside_its_window(rng, path, border):
 @pytest.mark.parametrize("stride,dilation", [((2, 2), (1, 1)), ((1, 3), (1, 2)), ((3, 2), (2, 1)), ((2, 4), (1, 2)),
                                              ((1, 2), (2, 2)), ((2, 2), (1, 3)), ((1, 1), (1, 2))])
 @pytest.mark.parametrize("tile_bytes", [None, 2000])
-def test_gemm_path_with_strides_on_colour_images(rng, monkeypatch, channels, dtype, stride, dilation, tile_bytes):
-    # strided columns go through the regrouping into one plane per (phase, channel); the
-    # shifted terms are summed through one strided view; small tiles split the width
+@pytest.mark.parametrize("border", ["reflect101", "constant=7.5", "wrap"])
+def test_gemm_path_with_strides_on_colour_images(rng, monkeypatch, channels, dtype, stride, dilation, tile_bytes,
+                                                 border):
+    # strided columns go through the regrouping into one plane per (phase, channel), straight
+    # from the image for bands that need no row padding (the columns past the edges by the
+    # border rule), from a padded copy for the others; the shifted terms are summed through
+    # one strided view; small tiles split the width
     from convcli.engine import _plan, plan_geometry
 
     if tile_bytes:
         monkeypatch.setattr(_plan, "GEMM_TILE_BYTES", tile_bytes)
-    image = (rng.random((40, 57, channels)) * 200).astype(dtype)
+    image = (rng.random((150, 57, channels)) * 200).astype(dtype)
     kernel = rng.standard_normal((5, 7))
-    ours = correlate(image, kernel, stride=stride, dilation=dilation, border="reflect101", engine="gemm", threads=2)
+    ours = correlate(image, kernel, stride=stride, dilation=dilation, border=border, engine="gemm", threads=2)
     pads = plan_geometry(image.shape, kernel.shape, stride=stride, dilation=dilation, padding="same").padding
-    expected = np.stack([reference(image[..., c].astype(float), kernel, stride, dilation, pads, "reflect101")
+    expected = np.stack([reference(image[..., c].astype(float), kernel, stride, dilation, pads, border)
                          for c in range(channels)], axis=-1)
     assert_close(ours, expected)
+    # a view with a row stride (not contiguous): always through the padded copy
+    wide = np.zeros((150, 60, channels), dtype)
+    wide[:, :57] = image
+    assert_close(correlate(wide[:, :57], kernel, stride=stride, dilation=dilation, border=border, engine="gemm"),
+                 expected)

@@ -224,7 +224,7 @@ def toeplitz(kernel: np.ndarray, n: int, rows_in: int, sh: int, dh: int, dtype) 
     return a.reshape(kw * n, rows_in)
 
 
-def gemm_band(buf, out, mats, kw, stride, dilation, col_tile, scratch) -> None:  # noqa: ANN001
+def gemm_band(buf, out, mats, kw, stride, dilation, col_tile, scratch, gather=None, rows_in=None) -> None:  # noqa: ANN001
     """Vertical sums for all kernel columns by banded matrix products, then their shifted
     sum; the width is processed in tiles of ``col_tile`` outputs.
 
@@ -240,16 +240,19 @@ def gemm_band(buf, out, mats, kw, stride, dilation, col_tile, scratch) -> None: 
     plane ``p*C + c`` holds channel ``c`` of the columns at positions ``p, p + s, ...``. Each
     kernel column's sums are computed on its own phase only (the others would never be
     read), from contiguous rows, and the planar result is interleaved into ``out`` at the
-    end. ``buf`` must then hold ``sw - 1`` columns beyond the last one read.
+    end. ``buf`` must then hold ``sw - 1`` columns beyond the last one read; or ``gather``,
+    given with ``rows_in`` and ``buf`` None, fills the planes of the tile at output column
+    ``x0`` itself, ``gather(planes, x0)`` (straight from the image: no padded copy first).
     """
     n, wo, c = out.shape
-    rows_in, cols_buf = buf.shape[:2]
     sh, sw = stride
     dh, dw = dilation
     q, a_q, a_rem = mats
     nb = n // q
     rem = n - nb * q
-    flat = buf.reshape(rows_in, cols_buf * c)
+    if buf is not None:
+        rows_in = buf.shape[0]
+        flat = buf.reshape(rows_in, -1)
     # kernel columns by phase: the position modulo the stride of the input columns they read;
     # within a phase consecutive columns are ``g`` samples apart in the phase's plane
     phases = [(ph, [j for j in range(kw) if (j * dw) % sw == ph]) for ph in range(sw)]
@@ -267,7 +270,10 @@ def gemm_band(buf, out, mats, kw, stride, dilation, col_tile, scratch) -> None: 
         if sw > 1:
             wph = -(-span // sw)
             planes = scratch("gemm_p", (rows_in, sw * c, wph))
-            np.copyto(planes, flat[:, c0 * c : (c0 + wph * sw) * c].reshape(rows_in, wph, sw * c).transpose(0, 2, 1))
+            if gather is not None:
+                gather(planes, x0)
+            else:
+                np.copyto(planes, flat[:, c0 * c : (c0 + wph * sw) * c].reshape(rows_in, wph, sw * c).transpose(0, 2, 1))
             row = c * wph  # one phase's C planes side by side
 
             def source(ph: int) -> np.ndarray:

@@ -160,6 +160,7 @@ def run_plan(
     top, left = pads[0][0], pads[1][0]
     cols_in = (wo - 1) * sw + kew
     threads = plan.threads
+    height = x.shape[0]
     finite_output = output_check(x)
 
     if plan.path == "fft":
@@ -189,7 +190,7 @@ def run_plan(
             for col, row in factors
         ]
         colsums = [float(col.astype(dtype).sum()) for col, _ in factors]
-        height, width = x.shape[:2]
+        width = x.shape[1]
         c_lo, c_hi, src_cols, pad_idx, inner_ok = _columns(cols_in, left, width, border)
 
         def pad_columns(vert: np.ndarray, r: int) -> None:
@@ -240,6 +241,8 @@ def run_plan(
                 toeplitz(k32, q, (q - 1) * sh + keh, sh, dh, dtype),
                 toeplitz(k32, rem, (rem - 1) * sh + keh, sh, dh, dtype) if rem else None,
             )
+        # with a column stride, bands that need no row padding regroup straight from the image
+        plane_gather = _plane_gatherer(x, wo, wt, sw, kew, left, border) if sw > 1 else None
 
     def work(band: tuple[int, int]) -> None:
         u0, u1 = band
@@ -263,6 +266,15 @@ def run_plan(
                                   pad_columns=pad_columns, vertical=attempt):
                     break
             return
+        if plan.path == "gemm" and plane_gather is not None and row0 >= 0 and row0 + rows_in <= height:
+            dst = out[u0:u1]
+            gemm_band(None, dst, gemm_mats[m], kw, stride, dilation, wt, lambda name, shape: _scratch(name, shape, dtype),
+                      gather=lambda planes, x0: plane_gather(planes, row0, x0), rows_in=rows_in)
+            if not finite_output(dst):
+                buf = _scratch("band", (rows_in, cols_in, channels), dtype)
+                fill_region(buf, x, row0, -left, border)
+                direct_band(buf, dst, groups, stride, dilation, _scratch("tmp", dst.shape, dtype))
+            return
         # the GEMM path regroups columns by phase in whole strides: up to sw - 1 columns more
         extra = sw - 1 if plan.path == "gemm" else 0
         buf = _scratch("band", (rows_in, cols_in + extra, channels), dtype)
@@ -284,6 +296,49 @@ def run_plan(
                 direct_band(buf, dst, groups, stride, dilation, _scratch("tmp", dst.shape, dtype))
 
     _map(work, bands, threads)
+
+
+def _plane_gatherer(x: np.ndarray, wo: int, wt: int, sw: int, kew: int, left: int, border: Border):  # noqa: ANN202
+    """For the strided GEMM path: a function ``gather(planes, row0, x0)`` that fills the
+    (phase, channel) planes of the tile at output column ``x0`` (see ``gemm_band``) straight
+    from the image rows ``row0 ..``: the columns inside the image in one strided copy
+    (converting to the working type on the way), the few past its edges by the border
+    rule. None when the image's rows are not contiguous."""
+    if not x.flags.c_contiguous:
+        return None
+    height, width, c = x.shape
+    flat = x.reshape(height, width * c)
+    tiles = {}
+    for x0 in range(0, wo, wt):
+        t = min(wt, wo - x0)
+        wph = -(-((t - 1) * sw + kew) // sw)
+        v0 = x0 * sw - left  # image column of plane 0's first sample
+        # samples s whose columns v0 + p + s*sw lie inside the image for every phase p
+        s_lo = min(max(-(-(-v0) // sw), 0), wph)
+        s_hi = max(min((width - sw - v0) // sw + 1, wph), s_lo)
+        edge = [(p * c + ch, s, v0 + p + s * sw, ch) for s in [*range(s_lo), *range(s_hi, wph)]
+                for p in range(sw) for ch in range(c)]
+        plane, s_idx, col, ch = (np.array([e[i] for e in edge], dtype=np.intp) for i in range(4))
+        src = map_index(col, width, border.mode)  # -1: outside, for the constant border
+        inside = src >= 0
+        copied = (plane[inside], s_idx[inside], src[inside] * c + ch[inside])
+        filled = (plane[~inside], s_idx[~inside])
+        tiles[x0] = (s_lo, s_hi, v0, copied, filled)
+
+    def gather(planes: np.ndarray, row0: int, x0: int) -> None:
+        s_lo, s_hi, v0, copied, filled = tiles[x0]
+        rows_in = planes.shape[0]
+        rows = flat[row0 : row0 + rows_in]
+        if s_hi > s_lo:
+            start = (v0 + s_lo * sw) * c
+            inner = rows[:, start : start + (s_hi - s_lo) * sw * c].reshape(rows_in, s_hi - s_lo, sw * c)
+            np.copyto(planes[:, :, s_lo:s_hi], inner.transpose(0, 2, 1), casting="unsafe")
+        if copied[0].size:
+            planes[:, copied[0], copied[1]] = rows[:, copied[2]]
+        if filled[0].size:
+            planes[:, filled[0], filled[1]] = border.cval
+
+    return gather
 
 
 def _separable_scratch(name, m, cols_in, channels, out_shape, dtype):  # noqa: ANN001, ANN202
