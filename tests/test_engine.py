@@ -569,8 +569,13 @@ def test_banded_product_is_a_1d_correlation_down_the_rows(rng, transposed, step,
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("dilation", [1, 3])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_shifted_sum_is_a_1d_correlation_along_the_rows(rng, dtype, dilation, channels):
+@pytest.mark.parametrize("chunk", [2048, 16, 23])
+def test_shifted_sum_is_a_1d_correlation_along_the_rows(rng, monkeypatch, dtype, dilation, channels, chunk):
+    # rows go through the taps in pieces of `chunk` samples, the rest in one piece after
+    from convcli.engine import _paths
     from convcli.engine._paths import shifted_sum
+
+    monkeypatch.setattr(_paths, "SUM_CHUNK", chunk)
 
     taps = rng.standard_normal(5)
     wo = 23
