@@ -16,7 +16,6 @@ The end-to-end part times whole processes on a 4000x3000 RGB PNG made from a sam
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -286,7 +285,7 @@ def main() -> None:
         cv_version = "not installed"
     import scipy
 
-    print(f"# convcli engine benchmark\n")
+    print("# convcli engine benchmark\n")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
     print(f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
           f"opencv {cv_version}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}\n")
